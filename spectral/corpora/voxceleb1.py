@@ -1,0 +1,285 @@
+"""Stage *prepare* for any VoxCeleb1-layout directory: the embedded corpus or a real VoxCeleb1.
+
+Reads, with no network access (lhotse's ``prepare_voxceleb`` downloads the trial list;
+this module reads trial lists from the corpus directory instead)::
+
+    <corpus>/vox1_meta.csv                 tab-separated, VoxCeleb1's header, five columns
+    <corpus>/wav/<spk>/<session>/<n>.wav   16 kHz mono
+    <corpus>/veri_test2.txt ...            trial lists, lines '1 id10270/x6uYqmx31kE/00001.wav id10270/...'
+
+and writes, per split of the ``Set`` column (``dev`` -> ``--dev-name``, ``test`` -> ``--test-name``)::
+
+    <data>/<set>/{recordings,supervisions,cuts}.jsonl.gz   lhotse manifests
+    <data>/<set>/{wav.scp,utt2spk,spk2utt,spk2gender}      Kaldi files, LC_ALL=C order
+    <data>/<test-name>/trials/<name>                       'enroll test target|nontarget'
+
+Utterance ids are ``<spk>-<session>-<nnnnn>`` as Kaldi's and lhotse's VoxCeleb recipes
+name them. Every input is checked before anything is written; bad input stops the stage
+with a message naming the file and line. VoxCeleb1 is distributed under CC BY 4.0
+(https://www.robots.ox.ac.uk/~vgg/data/voxceleb/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from spectral.data.audio import AudioInfo, check_audio
+from spectral.data.kaldi import atomic_dir, c_sorted, write_data_dir, write_trials
+from spectral.errors import InputError
+from spectral.logutil import log_invocation, run_main
+
+log = logging.getLogger("spectral.prepare")
+
+TAB = "\t"
+META_HEADER = ["VoxCeleb1 ID", "VGGFace1 ID", "Gender", "Nationality", "Set"]
+
+#: Trial lists of VoxCeleb1 (and of the embedded corpus) and the Kaldi names they get.
+TRIAL_LISTS = {
+    "veri_test2.txt": "vox1_O",
+    "list_test_all2.txt": "vox1_E",
+    "list_test_hard2.txt": "vox1_H",
+    "veri_test.txt": "vox1_O_orig",
+    "list_test_all.txt": "vox1_E_orig",
+    "list_test_hard.txt": "vox1_H_orig",
+}
+
+
+@dataclass
+class Speaker:
+    id: str
+    name: str
+    gender: str
+    nationality: str
+    split: str
+
+
+@dataclass
+class Corpus:
+    """A scanned VoxCeleb1-layout directory."""
+
+    root: Path
+    speakers: dict[str, Speaker]
+    audio: dict[str, AudioInfo] = field(default_factory=dict)  # utt id -> header info
+    utt2spk: dict[str, str] = field(default_factory=dict)
+    relpath2utt: dict[str, str] = field(default_factory=dict)  # 'spk/session/n.wav' -> utt id
+
+
+def utterance_id(spk: str, session: str, stem: str) -> str:
+    """The id Kaldi and lhotse give ``wav/<spk>/<session>/<stem>.wav``."""
+    return f"{spk}-{session}-{stem}"
+
+
+def read_meta(path: str | Path) -> dict[str, Speaker]:
+    """Parse ``vox1_meta.csv``: VoxCeleb1's header, then five tab-separated columns a row."""
+    speakers: dict[str, Speaker] = {}
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    if not lines:
+        raise InputError(path, "empty meta file", 1)
+    header = [c.strip() for c in lines[0].split("\t")]
+    if header != META_HEADER:
+        raise InputError(path, f"expected VoxCeleb1's header {TAB.join(META_HEADER)!r}, got {lines[0]!r}", 1)
+    for n, line in enumerate(lines[1:], 2):
+        if not line.strip():
+            continue
+        cols = [c.strip() for c in line.split("\t")]
+        if len(cols) != 5:
+            raise InputError(path, f"expected 5 tab-separated columns, got {len(cols)}: {line!r}", n)
+        spk, name, gender, nationality, split = cols
+        if gender not in ("m", "f"):
+            raise InputError(path, f"gender must be 'm' or 'f', got {gender!r}", n)
+        if split not in ("dev", "test"):
+            raise InputError(path, f"set must be 'dev' or 'test', got {split!r}", n)
+        if spk in speakers:
+            raise InputError(path, f"speaker {spk!r} listed twice", n)
+        speakers[spk] = Speaker(spk, name, gender, nationality, split)
+    if not speakers:
+        raise InputError(path, "no speakers listed")
+    return speakers
+
+
+def scan_corpus(root: str | Path, sampling_rate: int = 16000, progress: bool = True) -> Corpus:
+    """Read the meta file and check every ``wav/<spk>/<session>/*.wav`` header."""
+    root = Path(root)
+    meta = root / "vox1_meta.csv"
+    if not meta.is_file():
+        raise InputError(meta, "missing: not a VoxCeleb1-layout directory")
+    corpus = Corpus(root, read_meta(meta))
+    wav_root = root / "wav"
+    if not wav_root.is_dir():
+        raise InputError(wav_root, "missing audio directory")
+    files: list[tuple[str, str, str]] = []
+    for spk_entry in sorted(os.scandir(wav_root), key=lambda e: e.name):
+        if not spk_entry.is_dir():
+            continue
+        if spk_entry.name not in corpus.speakers:
+            raise InputError(spk_entry.path, f"speaker directory not listed in {meta}")
+        for ses_entry in sorted(os.scandir(spk_entry.path), key=lambda e: e.name):
+            if not ses_entry.is_dir():
+                continue
+            for f in sorted(os.scandir(ses_entry.path), key=lambda e: e.name):
+                if f.name.endswith(".wav"):
+                    files.append((spk_entry.name, ses_entry.name, f.name))
+    if not files:
+        raise InputError(wav_root, "no .wav files found under <spk>/<session>/")
+    seen: dict[str, str] = {}
+    for spk, session, fname in tqdm(files, desc=f"check {root.name}", unit="file", disable=not progress):
+        path = wav_root / spk / session / fname
+        utt = utterance_id(spk, session, fname[: -len(".wav")])
+        if utt in seen:
+            raise InputError(path, f"duplicate utterance id {utt!r} (also from {seen[utt]})")
+        seen[utt] = str(path)
+        corpus.audio[utt] = check_audio(path, sampling_rate)
+        corpus.utt2spk[utt] = spk
+        corpus.relpath2utt[f"{spk}/{session}/{fname}"] = utt
+    return corpus
+
+
+def convert_trials(path: str | Path, corpus: Corpus) -> list[tuple[str, str, str]]:
+    """Read a VoxCeleb trial list (``1|0 <spk/ses/n.wav> <spk/ses/n.wav>``) into Kaldi trials."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 3 or parts[0] not in ("0", "1"):
+                raise InputError(path, f"expected '1|0 <enroll.wav> <test.wav>', got {line.rstrip()!r}", n)
+            utts = []
+            for rel in parts[1:]:
+                utt = corpus.relpath2utt.get(rel)
+                if utt is None:
+                    raise InputError(path, f"names {rel!r}, which is not in {corpus.root / 'wav'}", n)
+                utts.append(utt)
+            out.append((utts[0], utts[1], "target" if parts[0] == "1" else "nontarget"))
+    if not out:
+        raise InputError(path, "no trials")
+    return out
+
+
+def _write_set(out: Path, corpus: Corpus, utts: list[str]) -> None:
+    """Write lhotse manifests and Kaldi files for ``utts`` into the directory ``out``."""
+    from lhotse import AudioSource, CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+
+    recordings, supervisions = [], []
+    for utt in utts:
+        info = corpus.audio[utt]
+        spk = corpus.speakers[corpus.utt2spk[utt]]
+        recordings.append(
+            Recording(
+                id=utt,
+                sources=[AudioSource(type="file", channels=[0], source=str(Path(info.path).resolve()))],
+                sampling_rate=info.sampling_rate,
+                num_samples=info.num_samples,
+                duration=info.duration,
+            )
+        )
+        supervisions.append(
+            SupervisionSegment(
+                id=utt, recording_id=utt, start=0.0, duration=info.duration, channel=0,
+                speaker=spk.id, gender=spk.gender,
+            )
+        )
+    recs, sups = RecordingSet.from_recordings(recordings), SupervisionSet.from_segments(supervisions)
+    recs.to_file(out / "recordings.jsonl.gz")
+    sups.to_file(out / "supervisions.jsonl.gz")
+    CutSet.from_manifests(recordings=recs, supervisions=sups).to_file(out / "cuts.jsonl.gz")
+    write_data_dir(
+        out,
+        {u: str(Path(corpus.audio[u].path).resolve()) for u in utts},
+        {u: corpus.utt2spk[u] for u in utts},
+        {s.id: s.gender for s in corpus.speakers.values()},
+    )
+
+
+def prepare(
+    corpus_dir: str | Path,
+    data_dir: str | Path,
+    dev_name: str | None = "vox1_dev",
+    test_name: str | None = "vox1_test",
+    all_name: str | None = None,
+    progress: bool = True,
+) -> dict[str, Path]:
+    """Prepare every split of a VoxCeleb1-layout directory; returns set name -> written directory.
+
+    Trial lists found in ``corpus_dir`` go to ``<test_name>/trials/`` when they name only
+    test utterances, otherwise to ``<all_name>/trials/`` (a set holding dev and test, for
+    VoxCeleb1-E/H); without ``all_name`` such a list is refused.
+    """
+    corpus = scan_corpus(corpus_dir, progress=progress)
+    by_split: dict[str, list[str]] = {"dev": [], "test": []}
+    for utt in c_sorted(corpus.utt2spk):
+        by_split[corpus.speakers[corpus.utt2spk[utt]].split].append(utt)
+    names = {"dev": dev_name, "test": test_name}
+    test_utts = set(by_split["test"])
+    trials: dict[str, tuple[str, list]] = {}  # kaldi name -> (set name, trials)
+    for fname, kaldi_name in TRIAL_LISTS.items():
+        path = Path(corpus_dir) / fname
+        if not path.is_file():
+            continue
+        converted = convert_trials(path, corpus)
+        if test_name and all(e in test_utts and t in test_utts for e, t, _ in converted):
+            trials[kaldi_name] = (test_name, converted)
+        elif all_name:
+            trials[kaldi_name] = (all_name, converted)
+        else:
+            raise InputError(path, "names utterances outside the test set; prepare with --all-name to hold them")
+    sets: dict[str, list[str]] = {}
+    for split, name in names.items():
+        if name and by_split[split]:
+            sets[name] = by_split[split]
+    if all_name:
+        sets[all_name] = c_sorted(corpus.utt2spk)
+    written = {}
+    for name, utts in sets.items():
+        dest = Path(data_dir) / name
+        with atomic_dir(dest) as tmp:
+            _write_set(tmp, corpus, utts)
+            for kaldi_name, (set_name, tr) in trials.items():
+                if set_name == name:
+                    (tmp / "trials").mkdir(exist_ok=True)
+                    n = write_trials(tmp / "trials" / kaldi_name, tr)
+                    log.info("%s: %d trials -> %s/trials/%s", kaldi_name, n, dest, kaldi_name)
+        log.info("%s: %d utterances, %d speakers -> %s", name, len(utts), len({corpus.utt2spk[u] for u in utts}), dest)
+        written[name] = dest
+    return written
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="spectral-prepare-vox1",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  spectral-prepare-vox1 --corpus-dir corpus/embedded/vox1 --data-dir data\n"
+        "  spectral-prepare-vox1 --corpus-dir corpus/embedded/pretrain --data-dir data --dev-name pretrain --test-name ''",
+    )
+    p.add_argument("--corpus-dir", required=True, help="VoxCeleb1-layout directory (vox1_meta.csv, wav/, trial lists)")
+    p.add_argument("--data-dir", required=True, help="where data/<set>/ directories are written")
+    p.add_argument("--dev-name", default="vox1_dev", help="set name for Set=dev speakers ('' to skip; default %(default)s)")
+    p.add_argument("--test-name", default="vox1_test", help="set name for Set=test speakers ('' to skip; default %(default)s)")
+    p.add_argument("--all-name", default="", help="also write a set of all utterances (needed by VoxCeleb1-E/H lists)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    log_invocation("spectral-prepare-vox1", args)
+    return run_main(
+        "spectral-prepare-vox1",
+        lambda: prepare(
+            args.corpus_dir, args.data_dir, args.dev_name or None, args.test_name or None,
+            args.all_name or None, progress=not args.no_progress,
+        ),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Corpus-agnostic data handling: audio checks and Kaldi data directories."""
