@@ -16,4 +16,8 @@ class InputError(RuntimeError):
         self.path = str(path)
         self.line = line
         where = f"{self.path}:{line}" if line is not None else self.path
+        self.message = message
         super().__init__(f"{where}: {message}")
+
+    def __reduce__(self):  # survive the trip back from a worker process
+        return (type(self), (self.path, self.message, self.line))

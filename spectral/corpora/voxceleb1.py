@@ -222,7 +222,7 @@ def prepare(
     trials: dict[str, tuple[str, list]] = {}  # kaldi name -> (set name, trials)
     for fname, kaldi_name in TRIAL_LISTS.items():
         path = Path(corpus_dir) / fname
-        if not path.is_file():
+        if not path.is_file() or not (test_name or all_name):
             continue
         converted = convert_trials(path, corpus)
         if test_name and all(e in test_utts and t in test_utts for e, t, _ in converted):
