@@ -1,0 +1,179 @@
+"""Adapter configuration: which layers to adapt, with which method, at which rank.
+
+Used by the finetune stage (through :func:`spectral.adapters.apply_adapters`) and by the
+svd stage (the target patterns).  Reads and writes no files.
+
+Target patterns follow Hugging Face ``peft``'s ``target_modules``: a pattern matches a
+module whose qualified name equals it or ends with ``"." + pattern`` (so ``q_proj``
+matches ``encoder.layers.3.attention.q_proj``); any other pattern is tried as a regular
+expression against the whole name (``re.fullmatch``), e.g. ``encoder\\.layers\\.(1|2)\\..*``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+#: Every adapter method, in the order results tables list them.
+METHODS: tuple[str, ...] = (
+    "spectralft",
+    "spectralft_rot",
+    "lora",
+    "pissa",
+    "milora",
+    "dora",
+    "full",
+    "frozen",
+)
+
+#: Methods whose principal subspace is the top-k singular triplets (``top_k`` applies).
+SPECTRAL_METHODS: tuple[str, ...] = ("spectralft", "spectralft_rot")
+
+
+def matches_target(name: str, patterns: list[str] | tuple[str, ...]) -> bool:
+    """Whether the qualified module ``name`` is selected by any of ``patterns``.
+
+    Takes a dotted module name and the target patterns (module-name suffixes or regular
+    expressions, see the module docstring); returns True when one of them matches.
+    """
+    for pattern in patterns:
+        if name == pattern or name.endswith("." + pattern):
+            return True
+        if re.fullmatch(pattern, name) is not None:
+            return True
+    return False
+
+
+def _meta(help_text: str) -> dict[str, str]:
+    return {"help": help_text}
+
+
+@dataclass
+class AdapterConfig:
+    """How the backbone's linear layers are adapted; every field carries its help text.
+
+    ``AdapterConfig(method="spectralft", rank=16, top_k=256)`` is the paper's setting.
+    ``field_help()`` returns the help of every field (for command lines and the schema).
+    """
+
+    method: str = field(
+        default="spectralft",
+        metadata=_meta(
+            "Adapter method: spectralft (additive low-rank corrections of the top-k singular "
+            "vectors), spectralft_rot (Cayley-parameterised orthogonal rotations of them), "
+            "lora, pissa (adapter from the top-r triplets, residual frozen), milora (from the "
+            "bottom-r triplets), dora (magnitude/direction), full (the matched layers are "
+            "fully trainable), frozen (nothing in the backbone is trained)."
+        ),
+    )
+    targets: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj"],
+        metadata=_meta(
+            "Module-name patterns of the nn.Linear layers to adapt: a name suffix after a dot "
+            "(peft style) or a regular expression matched against the whole qualified name."
+        ),
+    )
+    rank: int = field(
+        default=16,
+        metadata=_meta(
+            "Adapter rank r: inner dimension of every B A product (for pissa and milora, the "
+            "number of singular triplets moved into the adapter). Ignored by spectralft_rot, "
+            "full and frozen."
+        ),
+    )
+    top_k: int = field(
+        default=256,
+        metadata=_meta(
+            "Number k of leading singular triplets forming the principal part "
+            "W_p = U_k S_k V_k^T (spectralft, spectralft_rot); must not exceed min(m, n) of "
+            "any adapted matrix."
+        ),
+    )
+    alpha: float | None = field(
+        default=None,
+        metadata=_meta(
+            "Scale numerator: every B A product is multiplied by alpha / rank, as in LoRA. "
+            "None means alpha = rank (scale 1), which is the paper's formula."
+        ),
+    )
+    dropout: float = field(
+        default=0.0,
+        metadata=_meta(
+            "Dropout probability on the input of the adapter branch during training "
+            "(the frozen path always sees the clean input); 0 disables it."
+        ),
+    )
+    keep_residual: bool = field(
+        default=True,
+        metadata=_meta(
+            "spectralft and spectralft_rot: keep the residual W_m = W - W_p, so the adapted "
+            "model equals the pre-trained one at initialisation. False reproduces the paper's "
+            "released code, which drops W_m (the model is truncated to rank k before "
+            "training); for comparison only."
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown adapter method {self.method!r}; expected one of {', '.join(METHODS)}")
+        if isinstance(self.targets, str):
+            raise ValueError(
+                f"targets must be a list of patterns, got the string {self.targets!r} "
+                f"(write [{self.targets!r}])"
+            )
+        self.targets = list(self.targets)
+        if not self.targets:
+            raise ValueError("targets is empty: at least one module-name pattern is needed")
+        for pattern in self.targets:
+            if not isinstance(pattern, str) or not pattern:
+                raise ValueError(f"every target pattern must be a non-empty string, got {pattern!r}")
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"target pattern {pattern!r} is not a valid regular expression: {err}") from None
+        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:
+            raise ValueError(f"rank must be an integer >= 1, got {self.rank!r}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
+            raise ValueError(f"top_k must be an integer >= 1, got {self.top_k!r}")
+        if self.alpha is not None:
+            if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)):
+                raise ValueError(f"alpha must be a positive number or None, got {self.alpha!r}")
+            if not math.isfinite(self.alpha) or self.alpha <= 0:
+                raise ValueError(f"alpha must be a positive finite number or None, got {self.alpha!r}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
+            raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.keep_residual, bool):
+            raise ValueError(f"keep_residual must be true or false, got {self.keep_residual!r}")
+        if not self.keep_residual and self.method not in SPECTRAL_METHODS:
+            raise ValueError(
+                f"keep_residual=False only applies to {' and '.join(SPECTRAL_METHODS)}, "
+                f"not to method {self.method!r}"
+            )
+
+    @property
+    def scaling(self) -> float:
+        """The factor alpha / rank multiplying every B A product."""
+        alpha = float(self.rank) if self.alpha is None else float(self.alpha)
+        return alpha / self.rank
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (json/yaml/checkpoint friendly)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AdapterConfig":
+        """Build a config from plain data; unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown adapter config key(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        """The help text of every field, keyed by field name."""
+        return {f.name: f.metadata["help"] for f in fields(cls)}
