@@ -1,0 +1,352 @@
+"""EER and minDCF exactly as Kaldi computes them, vectorised (stage: score, report).
+
+Reads: labelled scores (``<score> target|nontarget``) for ``spectral-compute-eer``;
+a score file (``enroll test score``) and a trials file (``enroll test target|nontarget``)
+for ``spectral-compute-min-dcf``.  Writes: the metric to stdout, a log line to stderr.
+
+**EER** is Kaldi's ``compute-eer`` (``src/ivectorbin/compute-eer.cc``, ``ComputeEer``):
+scores are single precision; target and non-target scores are sorted ascending; for
+target position ``p = 0, 1, ..., n_tgt - 2`` the non-target position is
+``n_non - 1 - trunc(n_non * p / n_tgt)`` (clamped at 0), and the first ``p`` where that
+non-target score is below the target score gives ``EER = p / n_tgt`` and the threshold
+``target[p]`` (``p = n_tgt - 1`` when none does).  No interpolation.  The search is done
+for every ``p`` at once with numpy.  Output as Kaldi's: ``100 * EER`` to stdout with 4
+significant digits (C++ ``precision(4)``, i.e. ``%.4g``; Kaldi omits the final newline,
+we print one) and ``Equal error rate is X%, at threshold Y`` (``%g``) to stderr.
+
+**minDCF** is Kaldi's ``egs/sre08/v1/sid/compute_min_dcf.py`` (``ComputeErrorRates``,
+``ComputeMinDcf``): scores are double precision and sorted ascending *stably* (ties keep
+file order); at every sorted position ``i`` the miss rate is the share of targets among
+positions ``0..i`` and the false-alarm rate the share of non-targets after ``i``;
+``c_det = c_miss * fnr * p_target + c_fa * fpr * (1 - p_target)`` and the first minimum,
+divided by ``min(c_miss * p_target, c_fa * (1 - p_target))``, is the minDCF, reported
+with the score at that position as threshold.  Output as Kaldi's: ``{:.4f}`` to stdout,
+``minDCF is X at threshold Y (p-target=..., c-miss=..., c-fa=...)`` to stderr.
+
+The stable order is built without a stable argsort of all scores: targets and
+non-targets are each sorted (numpy's vectorised sort) and merged by ``searchsorted``;
+only values shared by a target and a non-target need their file order, and only the
+elements holding them are sorted again, by (value, input index).  The EER search is
+a bisection, valid because Kaldi's stopping test is monotone in the target position.  Every floating-point operation of Kaldi's loop is
+applied in the same order to whole arrays, so the results are bit-identical.
+
+Differences from Kaldi, on bad input only: a NaN score, an unknown trial label and a
+trials line without three fields are refused with a message naming file and line
+(Kaldi sorts NaN with undefined results, counts any label other than ``target`` as a
+non-target, and fails with a Python traceback).
+
+Example::
+
+    spectral-compute-eer exp/sys/scores/vox1_o.eer_input
+    spectral-compute-min-dcf --p-target 0.01 exp/sys/scores/vox1_o.score data/vox1_test/trials/vox1_o
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from spectral.scoring.textfiles import (
+    InputFormatError,
+    display_name,
+    label_scores,
+    read_labelled_scores,
+    read_pair_scores,
+    read_trials,
+)
+
+
+def _check_scores(scores: np.ndarray, what: str) -> None:
+    if np.isnan(scores).any():
+        raise ValueError(f"{what} contain NaN")
+
+
+def compute_eer(target_scores: np.ndarray, nontarget_scores: np.ndarray) -> tuple[float, float]:
+    """Kaldi ``ComputeEer``: take target and non-target scores (any float arrays).
+
+    Returns ``(eer, threshold)``: the EER as a fraction rounded to single precision as
+    Kaldi stores it (multiply by 100 for Kaldi's printed value) and the threshold, a
+    single-precision target score.  Refuses empty score sets and NaN.
+    """
+    tgt = np.sort(np.asarray(target_scores, dtype=np.float32).ravel())
+    non = np.sort(np.asarray(nontarget_scores, dtype=np.float32).ravel())
+    if tgt.size == 0:
+        raise ValueError("no target scores")
+    if non.size == 0:
+        raise ValueError("no non-target scores")
+    _check_scores(tgt, "target scores")
+    _check_scores(non, "non-target scores")
+    return _eer_of_sorted(tgt, non)
+
+
+def _eer_of_sorted(tgt: np.ndarray, non: np.ndarray) -> tuple[float, float]:
+    """``ComputeEer`` after its two sorts: ascending float32 target/non-target scores."""
+    n_tgt, n_non = tgt.size, non.size
+
+    def below(position: int) -> bool:
+        # ssize_t nontarget_n = nontarget_size * target_position * 1.0 / target_size;
+        nontarget_n = int(float(n_non * position) / float(n_tgt))
+        nontarget_position = max(n_non - 1 - nontarget_n, 0)
+        return bool(non[nontarget_position] < tgt[position])
+
+    # Kaldi tests positions 0, 1, ..., n_tgt - 2 in turn and stops at the first where the
+    # test holds.  The test is monotone in the position (targets ascend while the chosen
+    # non-target descends), so bisection finds the same first position in O(log n).
+    lo, hi = 0, n_tgt - 1          # answer in [lo, hi]; hi = n_tgt - 1 means "never"
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if below(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    hit = lo
+    eer = float(np.float32(hit * 1.0 / n_tgt))
+    return eer, float(tgt[hit])
+
+
+def kaldi_sorted_labels(scores: np.ndarray, is_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort as ``ComputeErrorRates`` does: ascending score, ties in input order.
+
+    Takes float scores and a parallel bool target array.  Returns ``(sorted_scores,
+    sorted_is_target)``, identical to a stable argsort of ``scores`` applied to both.
+    """
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    is_target = np.asarray(is_target, dtype=bool).ravel()
+    if scores.shape != is_target.shape:
+        raise ValueError(f"{scores.size} scores but {is_target.size} labels")
+    n = scores.size
+    tgt = np.sort(scores[is_target])
+    non = np.sort(scores[~is_target])
+    # Each target goes after every smaller target and every smaller non-target; equal
+    # targets are interchangeable, and so are equal non-targets.
+    position = np.arange(tgt.size, dtype=np.int64)
+    position += np.searchsorted(non, tgt, side="left")
+    sorted_is_target = np.zeros(n, dtype=bool)
+    sorted_is_target[position] = True
+    sorted_scores = np.empty(n, dtype=np.float64)
+    sorted_scores[sorted_is_target] = tgt
+    sorted_scores[~sorted_is_target] = non
+    # That places the targets of a value held by both classes before its non-targets;
+    # Kaldi's stable sort keeps their input order instead.  Such values show up as equal
+    # neighbours with different labels; re-order only the elements holding them.
+    mixed = (sorted_scores[1:] == sorted_scores[:-1]) & (sorted_is_target[1:] != sorted_is_target[:-1])
+    if mixed.any():
+        values = np.unique(sorted_scores[1:][mixed])
+        slot = np.minimum(np.searchsorted(values, scores), values.size - 1)
+        members = np.flatnonzero(values[slot] == scores)
+        # Sort by (value, input index) with one integer sort of a packed key.
+        key = slot[members] * np.int64(n) + members
+        key.sort()
+        group, index = np.divmod(key, n)
+        rank = np.arange(key.size, dtype=np.int64) - np.searchsorted(group, group)
+        start = (np.searchsorted(tgt, values, side="left")
+                 + np.searchsorted(non, values, side="left"))
+        sorted_is_target[start[group] + rank] = is_target[index]
+    return sorted_scores, sorted_is_target
+
+
+@dataclass(frozen=True)
+class ErrorRates:
+    """Kaldi's ``ComputeErrorRates`` output at every sorted position.
+
+    ``thresholds`` ascending scores; ``is_target`` their labels; ``fnr`` miss rate
+    (targets at or below); ``fpr`` false-alarm rate (non-targets above);
+    ``n_target``/``n_nontarget`` counts.
+    """
+
+    thresholds: np.ndarray
+    is_target: np.ndarray
+    fnr: np.ndarray
+    fpr: np.ndarray
+    n_target: int
+    n_nontarget: int
+
+
+def compute_error_rates(scores: np.ndarray, is_target: np.ndarray) -> ErrorRates:
+    """Vectorised ``ComputeErrorRates``: take scores and a bool target array.
+
+    Returns :class:`ErrorRates`; refuses NaN and a set without targets or non-targets.
+    """
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    _check_scores(scores, "scores")
+    thresholds, sorted_is_target = kaldi_sorted_labels(scores, is_target)
+    n = scores.size
+    n_target = int(np.count_nonzero(sorted_is_target))
+    n_nontarget = n - n_target
+    if n_target == 0:
+        raise ValueError("no target scores")
+    if n_nontarget == 0:
+        raise ValueError("no non-target scores")
+    targets_so_far = np.cumsum(sorted_is_target, dtype=np.int64)
+    nontargets_so_far = np.arange(1, n + 1, dtype=np.int64) - targets_so_far
+    fnr = targets_so_far / float(n_target)
+    fpr = 1 - nontargets_so_far / float(n_nontarget)
+    return ErrorRates(thresholds, sorted_is_target, fnr, fpr, n_target, n_nontarget)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """EER and minDCF of one trial list, with the error rates behind them.
+
+    ``eer`` is a fraction (Kaldi's single-precision value), ``min_dcf`` maps each
+    p-target to ``(min_dcf, threshold, sorted position)``; ``rates`` are the
+    :class:`ErrorRates` (for the DET curve); ``c_miss``/``c_fa`` the costs used.
+    """
+
+    eer: float
+    eer_threshold: float
+    min_dcf: dict[float, tuple[float, float, int]]
+    rates: ErrorRates
+    c_miss: float
+    c_fa: float
+
+
+def evaluate(scores: np.ndarray, is_target: np.ndarray, p_targets: tuple[float, ...] = (0.01, 0.001),
+             c_miss: float = 1, c_fa: float = 1) -> Evaluation:
+    """EER (as ``compute-eer``) and minDCF at each p-target (as ``compute_min_dcf.py``)
+    of scores and a parallel bool target array, sharing one sort.  Returns an
+    :class:`Evaluation`; refuses NaN and a set without targets or non-targets.
+    """
+    for p_target in p_targets:
+        _check_costs(p_target, c_miss, c_fa)
+    rates = compute_error_rates(scores, is_target)
+    # The sorted targets/non-targets in double precision stay sorted in single precision.
+    tgt = rates.thresholds[rates.is_target].astype(np.float32)
+    non = rates.thresholds[~rates.is_target].astype(np.float32)
+    eer, eer_threshold = _eer_of_sorted(tgt, non)
+    min_dcf = {p: min_dcf_from_rates(rates, p, c_miss, c_fa) for p in p_targets}
+    return Evaluation(eer, eer_threshold, min_dcf, rates, c_miss, c_fa)
+
+
+def _check_costs(p_target: float, c_miss: float, c_fa: float) -> None:
+    # The same checks as compute_min_dcf.py's CheckArgs.
+    if c_fa <= 0:
+        raise ValueError(f"c-fa must be greater than 0, got {c_fa!r}")
+    if c_miss <= 0:
+        raise ValueError(f"c-miss must be greater than 0, got {c_miss!r}")
+    if p_target <= 0 or p_target >= 1:
+        raise ValueError(f"p-target must be greater than 0 and less than 1, got {p_target!r}")
+
+
+def min_dcf_from_rates(rates: ErrorRates, p_target: float = 0.01, c_miss: float = 1,
+                       c_fa: float = 1) -> tuple[float, float, int]:
+    """Vectorised ``ComputeMinDcf`` over :class:`ErrorRates`.
+
+    Returns ``(min_dcf, threshold, index)``: the normalised minimum cost, the score at
+    which it first occurs and that sorted position (for plotting).
+    """
+    _check_costs(p_target, c_miss, c_fa)
+    c_det = c_miss * rates.fnr * p_target + c_fa * rates.fpr * (1 - p_target)
+    index = int(np.argmin(c_det))
+    c_def = min(c_miss * p_target, c_fa * (1 - p_target))
+    return float(c_det[index] / c_def), float(rates.thresholds[index]), index
+
+
+def compute_min_dcf(scores: np.ndarray, is_target: np.ndarray, p_target: float = 0.01,
+                    c_miss: float = 1, c_fa: float = 1) -> tuple[float, float]:
+    """Kaldi ``compute_min_dcf.py``: take scores and a bool target array (input order
+    matters only for ties, as in Kaldi).  Returns ``(min_dcf, threshold)``.
+    """
+    _check_costs(p_target, c_miss, c_fa)
+    min_dcf, threshold, _ = min_dcf_from_rates(compute_error_rates(scores, is_target),
+                                               p_target, c_miss, c_fa)
+    return min_dcf, threshold
+
+
+def format_eer_stdout(eer: float) -> str:
+    """Kaldi's stdout of ``compute-eer``: ``100 * eer`` with ``precision(4)``."""
+    return "%.4g" % (100.0 * eer)
+
+
+def format_eer_line(eer: float, threshold: float) -> str:
+    """Kaldi's log line of ``compute-eer``: ``Equal error rate is X%, at threshold Y``."""
+    return "Equal error rate is %.6g%%, at threshold %.6g" % (100.0 * eer, threshold)
+
+
+def format_min_dcf_stdout(min_dcf: float) -> str:
+    """Kaldi's stdout of ``compute_min_dcf.py``: ``{:.4f}``."""
+    return "{0:.4f}".format(min_dcf)
+
+
+def format_min_dcf_line(min_dcf: float, threshold: float, p_target: float = 0.01,
+                        c_miss: float = 1, c_fa: float = 1) -> str:
+    """Kaldi's stderr line of ``compute_min_dcf.py`` (costs printed as Python prints them)."""
+    return ("minDCF is {0:.4f} at threshold {1:.4f} (p-target={2}, c-miss={3}, "
+            "c-fa={4})".format(min_dcf, threshold, p_target, c_miss, c_fa))
+
+
+def _log_command(prog: str, argv: list[str]) -> None:
+    # Kaldi tools echo their command line to stderr first.
+    print(" ".join([prog, *argv]), file=sys.stderr, flush=True)
+
+
+def compute_eer_main(argv: list[str] | None = None) -> int:
+    """``spectral-compute-eer SCORES``: Kaldi ``compute-eer``; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="spectral-compute-eer",
+        description="Equal error rate exactly as Kaldi's compute-eer (no interpolation): "
+                    "100*EER to stdout (4 significant digits), 'Equal error rate is X%%, at "
+                    "threshold Y' to stderr.",
+        epilog="example: paste trials scores | awk '{print $6, $3}' | spectral-compute-eer -")
+    parser.add_argument("scores", metavar="SCORES",
+                        help="file of lines '<score> target|nontarget', or - for stdin")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _log_command(parser.prog, argv)
+    args = parser.parse_args(argv)
+    try:
+        scores, is_target = read_labelled_scores(args.scores)
+        if not is_target.any():
+            raise InputFormatError(f"{display_name(args.scores)}: no target scores seen")
+        if is_target.all():
+            raise InputFormatError(f"{display_name(args.scores)}: no non-target scores seen")
+        eer, threshold = compute_eer(scores[is_target], scores[~is_target])
+    except (InputFormatError, ValueError) as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 1
+    print(format_eer_line(eer, threshold), file=sys.stderr)
+    print(format_eer_stdout(eer))
+    return 0
+
+
+def compute_min_dcf_main(argv: list[str] | None = None) -> int:
+    """``spectral-compute-min-dcf [--p-target P] [--c-miss C] [--c-fa C] SCORES TRIALS``:
+    Kaldi ``sid/compute_min_dcf.py``; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="spectral-compute-min-dcf",
+        description="Normalised minimum detection cost exactly as Kaldi's "
+                    "sid/compute_min_dcf.py: the value to stdout ({:.4f}), 'minDCF is X at "
+                    "threshold Y (...)' to stderr.",
+        epilog="example: spectral-compute-min-dcf --p-target 0.01 "
+               "exp/sys/scores/vox1_o.score data/vox1_test/trials/vox1_o",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # Defaults are ints as in Kaldi, so they print as Kaldi prints them (c-miss=1).
+    parser.add_argument("--p-target", type=float, default=0.01,
+                        help="prior probability of a target trial")
+    parser.add_argument("--c-miss", type=float, default=1, help="cost of a missed detection")
+    parser.add_argument("--c-fa", type=float, default=1, help="cost of a false alarm")
+    parser.add_argument("scores", metavar="SCORES", help="lines 'enroll test score'")
+    parser.add_argument("trials", metavar="TRIALS", help="lines 'enroll test target|nontarget'")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _log_command(parser.prog, argv)
+    args = parser.parse_args(argv)
+    try:
+        _check_costs(args.p_target, args.c_miss, args.c_fa)
+        trials = read_trials(args.trials)
+        scored = read_pair_scores(args.scores)
+        is_target = label_scores(scored, trials)
+        if not is_target.any():
+            raise InputFormatError(f"{args.scores}: no scored pair is a target trial")
+        if is_target.all():
+            raise InputFormatError(f"{args.scores}: no scored pair is a non-target trial")
+        min_dcf, threshold = compute_min_dcf(scored.scores, is_target, args.p_target,
+                                             args.c_miss, args.c_fa)
+    except (InputFormatError, ValueError) as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 1
+    print(format_min_dcf_stdout(min_dcf))
+    print(format_min_dcf_line(min_dcf, threshold, args.p_target, args.c_miss, args.c_fa),
+          file=sys.stderr)
+    return 0

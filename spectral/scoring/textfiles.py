@@ -1,0 +1,270 @@
+"""Plain-text files of the score stage, read strictly and written atomically (stage: score).
+
+The contracts between stages are Kaldi text files, one record a line, fields separated
+by blanks:
+
+- trials (``data/<set>/trials/<name>``): ``enroll test target|nontarget``
+- scores (``exp/<system>/scores/<name>.score``): ``enroll test score``
+- labelled scores (input of ``compute-eer``): ``score target|nontarget``
+- ``spk2utt``: ``speaker utt1 utt2 ...`` (also used as an enroll map ``model utt1 ...``)
+- ``utt2spk``: ``utt speaker``
+
+Every reader refuses a malformed line with an :class:`InputFormatError` whose message
+names the file, the 1-based line number and the line, as Kaldi's tools do.  Blank lines
+are refused too (Kaldi's ``compute-eer`` does the same).  Scores are parsed as Python
+floats; NaN is refused (Kaldi would sort it with undefined results), infinities are
+accepted as Kaldi accepts them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TARGET = "target"
+NONTARGET = "nontarget"
+
+
+class InputFormatError(ValueError):
+    """A bad input file or line; the message names the file and the line."""
+
+
+def display_name(path: str | Path) -> str:
+    """Return how ``path`` is named in messages (``-`` is standard input)."""
+    return "standard input" if str(path) == "-" else str(path)
+
+
+def read_text(path: str | Path) -> str:
+    """Return the whole text of ``path`` (``-`` reads standard input).
+
+    Raises :class:`InputFormatError` when the file does not exist or is not UTF-8.
+    """
+    if str(path) == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputFormatError(f"{path}: no such file") from None
+    except UnicodeDecodeError as err:
+        raise InputFormatError(f"{path}: not UTF-8 text ({err})") from None
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a
+    rename, so a killed writer never leaves a file that looks complete."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _rows(text: str, path: str | Path, nfields: int | None, what: str,
+          min_fields: int | None = None) -> list[list[str]]:
+    """Split ``text`` into rows of blank-separated fields, checking the field count.
+
+    ``nfields`` is the exact count required, or ``min_fields`` the least; returns the
+    rows; refuses empty input and a line with the wrong count, naming file and line.
+    """
+    lines = _lines(text)
+    if not lines:
+        raise InputFormatError(f"{display_name(path)}: empty input (expected lines '{what}')")
+    rows = [line.split() for line in lines]
+    if nfields is not None:
+        if set(map(len, rows)) != {nfields}:
+            for i, row in enumerate(rows):
+                if len(row) != nfields:
+                    raise InputFormatError(
+                        f"{display_name(path)}:{i + 1}: invalid line (must have {nfields} "
+                        f"fields, '{what}'): {lines[i]!r}")
+    else:
+        assert min_fields is not None
+        if min(map(len, rows)) < min_fields:
+            for i, row in enumerate(rows):
+                if len(row) < min_fields:
+                    raise InputFormatError(
+                        f"{display_name(path)}:{i + 1}: invalid line (must have at least "
+                        f"{min_fields} fields, '{what}'): {lines[i]!r}")
+    return rows
+
+
+def _parse_scores(tokens: tuple[str, ...] | list[str], path: str | Path,
+                  line_of: list[int] | None = None) -> np.ndarray:
+    """Parse score strings into a float64 array, refusing non-numbers and NaN."""
+    def where(i: int) -> int:
+        return (line_of[i] if line_of is not None else i) + 1
+
+    try:
+        if any("_" in tok for tok in tokens):  # float() accepts '1_0'; Kaldi does not
+            raise ValueError
+        values = np.fromiter(map(float, tokens), dtype=np.float64, count=len(tokens))
+    except ValueError:
+        for i, tok in enumerate(tokens):
+            try:
+                if "_" in tok:
+                    raise ValueError
+                float(tok)
+            except ValueError:
+                raise InputFormatError(
+                    f"{display_name(path)}:{where(i)}: invalid score (must be a number): "
+                    f"{tok!r}") from None
+        raise
+    nan = np.isnan(values)
+    if nan.any():
+        i = int(np.argmax(nan))
+        raise InputFormatError(f"{display_name(path)}:{where(i)}: score is NaN: {tokens[i]!r}")
+    return values
+
+
+def _parse_labels(tokens: tuple[str, ...] | list[str], path: str | Path) -> np.ndarray:
+    """Map ``target``/``nontarget`` to a bool array, refusing any other label."""
+    is_target = np.fromiter((tok == TARGET for tok in tokens), dtype=bool, count=len(tokens))
+    if not set(tokens) <= {TARGET, NONTARGET}:
+        for i, tok in enumerate(tokens):
+            if tok not in (TARGET, NONTARGET):
+                raise InputFormatError(
+                    f"{display_name(path)}:{i + 1}: invalid label {tok!r} "
+                    f"(must be 'target' or 'nontarget')")
+    return is_target
+
+
+def read_labelled_scores(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``score target|nontarget`` lines (``-`` = standard input).
+
+    Returns ``(scores, is_target)``: float64 and bool arrays in file order.  Refuses, as
+    Kaldi's ``compute-eer`` does, a line without two fields, a non-numeric score, an
+    unknown label and empty input (and, unlike Kaldi, a NaN score).
+    """
+    rows = _rows(read_text(path), path, 2, "<score> target|nontarget")
+    score_tokens, label_tokens = zip(*rows)
+    is_target = _parse_labels(label_tokens, path)
+    scores = _parse_scores(score_tokens, path)
+    return scores, is_target
+
+
+@dataclass(frozen=True)
+class Trials:
+    """A trials file: parallel lists of enroll and test ids and a bool target array."""
+
+    path: str
+    enroll: tuple[str, ...]
+    test: tuple[str, ...]
+    is_target: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.enroll)
+
+
+def read_trials(path: str | Path) -> Trials:
+    """Read a Kaldi trials file (``enroll test target|nontarget``) into :class:`Trials`.
+
+    Refuses empty input, a line without three fields and an unknown label.
+    """
+    rows = _rows(read_text(path), path, 3, "enroll test target|nontarget")
+    enroll, test, labels = zip(*rows)
+    return Trials(str(path), enroll, test, _parse_labels(labels, path))
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """A score file: parallel lists of enroll and test ids and a float64 score array."""
+
+    path: str
+    enroll: tuple[str, ...]
+    test: tuple[str, ...]
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.enroll)
+
+
+def read_pair_scores(path: str | Path) -> PairScores:
+    """Read a score file (``enroll test score``) into :class:`PairScores`.
+
+    Refuses empty input, a line without three fields, a non-numeric or NaN score.
+    """
+    rows = _rows(read_text(path), path, 3, "enroll test score")
+    enroll, test, scores = zip(*rows)
+    return PairScores(str(path), enroll, test, _parse_scores(scores, path))
+
+
+def label_scores(scores: PairScores, trials: Trials,
+                 require_all: bool = False) -> np.ndarray:
+    """Return the bool target array of every scored pair, looked up in ``trials``.
+
+    As Kaldi's ``compute_min_dcf.py``: a scored pair that is not in the trials is refused
+    (naming the score file, line and pair); trials without a score are ignored unless
+    ``require_all`` is set, in which case the first unscored trial is refused.
+    """
+    if scores.enroll == trials.enroll and scores.test == trials.test:
+        return trials.is_target
+    lookup = dict(zip(zip(trials.enroll, trials.test), trials.is_target.tolist()))
+    try:
+        labels = np.fromiter((lookup[pair] for pair in zip(scores.enroll, scores.test)),
+                             dtype=bool, count=len(scores))
+    except KeyError:
+        for i, pair in enumerate(zip(scores.enroll, scores.test)):
+            if pair not in lookup:
+                raise InputFormatError(
+                    f"{scores.path}:{i + 1}: scored pair '{pair[0]} {pair[1]}' is not in "
+                    f"the trials {trials.path}") from None
+        raise
+    if require_all and len(lookup) > len(set(zip(scores.enroll, scores.test))):
+        scored = set(zip(scores.enroll, scores.test))
+        for i, pair in enumerate(zip(trials.enroll, trials.test)):
+            if pair not in scored:
+                raise InputFormatError(
+                    f"{trials.path}:{i + 1}: trial '{pair[0]} {pair[1]}' has no score in "
+                    f"{scores.path}")
+    return labels
+
+
+def read_spk2utt(path: str | Path) -> dict[str, list[str]]:
+    """Read a ``spk2utt``-like map (``speaker utt1 utt2 ...``); returns speaker -> utts.
+
+    Refuses empty input, a line with fewer than two fields and a repeated speaker.
+    """
+    rows = _rows(read_text(path), path, None, "speaker utt1 [utt2 ...]", min_fields=2)
+    out: dict[str, list[str]] = {}
+    for i, row in enumerate(rows):
+        if row[0] in out:
+            raise InputFormatError(f"{display_name(path)}:{i + 1}: speaker {row[0]!r} repeated")
+        out[row[0]] = row[1:]
+    return out
+
+
+def read_utt2spk(path: str | Path) -> dict[str, str]:
+    """Read an ``utt2spk`` file (``utt speaker``); returns utt -> speaker.
+
+    Refuses empty input, a line without two fields and a repeated utterance.
+    """
+    rows = _rows(read_text(path), path, 2, "utt speaker")
+    out: dict[str, str] = {}
+    for i, (utt, spk) in enumerate(rows):
+        if utt in out:
+            raise InputFormatError(f"{display_name(path)}:{i + 1}: utterance {utt!r} repeated")
+        out[utt] = spk
+    return out
+
+
+def utt2spk_to_spk2utt(utt2spk: dict[str, str]) -> dict[str, list[str]]:
+    """Invert an utt -> speaker map into speaker -> utts (speakers and utts in C order)."""
+    out: dict[str, list[str]] = {}
+    for utt in sorted(utt2spk):
+        out.setdefault(utt2spk[utt], []).append(utt)
+    return {spk: out[spk] for spk in sorted(out)}
+
