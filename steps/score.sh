@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Score stage (any corpus): cosine scoring of one trial list, then its report.
+# Reads <xvector-scp> (kaldiio embeddings) and <trials> ('enroll test target|nontarget');
+# writes <scores-dir>/<name>.score ('enroll test score'), <name>.metrics.json,
+# <name>.det.png and, with --results, the results text file (overwritten, never appended).
+# Every file is written under a temporary name and renamed when complete.
+set -euo pipefail
+
+usage="Usage: $0 [options] <xvector-scp> <trials> <scores-dir>
+ e.g.: $0 --system wavlm_large-spectralft-k256-r16-s0 \\
+         --mean-scp exp/sys/embeddings/vox1_dev/xvector.scp \\
+         --cohort-scp exp/sys/embeddings/vox1_dev/spk_xvector.scp --top-n 300 \\
+         --results results/vox1_eer.txt \\
+         exp/sys/embeddings/vox1_test/xvector.scp data/vox1_test/trials/vox1_o exp/sys/scores
+Options:
+  --system <name>        system name written into the report (required)
+  --name <name>          trial-list name (default: file name of <trials>)
+  --mean-scp <scp>       subtract the mean of these embeddings (training set)
+  --cohort-scp <scp>     AS-norm with this cohort (e.g. spk_xvector.scp of the training set)
+  --top-n <n>            AS-norm: cohort scores kept per side (default: 300)
+  --enroll-map <file>    'model utt1 utt2 ...' lines: enroll ids are models (CN-Celeb style)
+  --results <file>       also write the results text file, e.g. results/vox1_eer.txt"
+
+echo "$0 $*"
+
+system= name= mean_scp= cohort_scp= top_n=300 enroll_map= results=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) echo "$usage"; exit 0 ;;
+    --system|--name|--mean-scp|--cohort-scp|--top-n|--enroll-map|--results)
+      if [ $# -lt 2 ]; then echo "$0: option $1 needs a value" >&2; exit 1; fi
+      case "$1" in
+        --system) system=$2 ;;
+        --name) name=$2 ;;
+        --mean-scp) mean_scp=$2 ;;
+        --cohort-scp) cohort_scp=$2 ;;
+        --top-n) top_n=$2 ;;
+        --enroll-map) enroll_map=$2 ;;
+        --results) results=$2 ;;
+      esac
+      shift 2 ;;
+    --*) echo "$0: unknown option $1" >&2; echo "$usage" >&2; exit 1 ;;
+    *) break ;;
+  esac
+done
+
+if [ $# -ne 3 ]; then echo "$usage" >&2; exit 1; fi
+xvector_scp=$1 trials=$2 dir=$3
+[ -n "$name" ] || name=$(basename "$trials")
+
+. "$(cd "$(dirname "$0")/.." && pwd)/path.sh"
+
+if [ -z "$system" ]; then echo "$0: --system is required" >&2; exit 1; fi
+case "$top_n" in ''|*[!0-9]*) echo "$0: --top-n must be a positive integer, got '$top_n'" >&2; exit 1 ;; esac
+for f in "$xvector_scp" "$trials" $mean_scp $cohort_scp $enroll_map; do
+  if [ ! -s "$f" ]; then echo "$0: no such file or empty: $f" >&2; exit 1; fi
+done
+
+mkdir -p "$dir"
+opts=()
+[ -z "$mean_scp" ] || opts+=(--mean-scp "$mean_scp")
+[ -z "$cohort_scp" ] || opts+=(--cohort-scp "$cohort_scp" --top-n "$top_n")
+[ -z "$enroll_map" ] || opts+=(--enroll-map "$enroll_map")
+report_opts=()
+[ -z "$results" ] || report_opts+=(--results "$results")
+
+spectral-score "${opts[@]}" "$xvector_scp" "$trials" "$dir/$name.score"
+spectral-report --system "$system" "${report_opts[@]}" --list "$name" "$trials" "$dir/$name.score"
+echo "$0: wrote $dir/$name.score, $dir/$name.metrics.json, $dir/$name.det.png${results:+ and $results}"
