@@ -1,14 +1,19 @@
 # SpectralFT pipeline. Main job:  snakemake --cores 8 features   (see README.md)
 # Every setting is in conf/config.yaml, checked against conf/config.schema.yaml.
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
-configfile: "conf/config.yaml"
+BASE = workflow.basedir  # stage scripts are called from here, whatever --directory is
 
 
-validate(config, "conf/config.schema.yaml")
+configfile: f"{BASE}/conf/config.yaml"
+
+
+validate(config, f"{BASE}/conf/config.schema.yaml")
 
 CORPUS = config["corpus"]
 EMBEDDED = CORPUS["name"] == "embedded"

@@ -1,13 +1,5 @@
 # Stage corpus: the embedded VoxCeleb1-shaped target corpus and its pre-training corpus.
-
-
-def _embedded_options(wildcards=None):
-    """Command-line options for spectral-make-corpus from config['embedded'] (nulls omitted)."""
-    opts = []
-    for key, value in sorted(config["embedded"].items()):
-        if value is not None and key != "nj":
-            opts.append(f"--{key.replace('_', '-')} {value}")
-    return " ".join(opts)
+# Every key of config['embedded'] but nj becomes an option of spectral-make-corpus (nulls omitted).
 
 
 rule corpus:
@@ -15,9 +7,14 @@ rule corpus:
         target=f"{CORPUS['root']}/vox1_meta.csv",
         pretrain=f"{CORPUS['pretrain_root']}/vox1_meta.csv",
     params:
-        options=_embedded_options(),
-        target_dir=CORPUS["root"],
-        pretrain_dir=CORPUS["pretrain_root"],
+        stage=f"{BASE}/local/make_embedded_corpus.sh",
+        options=" ".join(
+            f"--{key.replace('_', '-')} {value}"
+            for key, value in sorted(config["embedded"].items())
+            if value is not None and key != "nj"
+        ),
+        target_dir=lambda w, output: os.path.dirname(output.target),
+        pretrain_dir=lambda w, output: os.path.dirname(output.pretrain),
     threads: config["embedded"]["nj"]
     resources:
         mem_mb=4000,
@@ -28,5 +25,5 @@ rule corpus:
     benchmark:
         "benchmarks/corpus.tsv"
     shell:
-        "local/make_embedded_corpus.sh --nj {threads} {params.options}"
+        "{params.stage} --nj {threads} {params.options}"
         " --target-dir {params.target_dir} --pretrain-dir {params.pretrain_dir} > {log} 2>&1"

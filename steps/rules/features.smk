@@ -7,6 +7,7 @@ rule fbank:
     output:
         "data/{set}/feats.scp",
     params:
+        stage=f"{BASE}/steps/make_fbank.sh",
         bins=config["features"]["num_mel_bins"],
         frame_length=config["features"]["frame_length_ms"],
         frame_shift=config["features"]["frame_shift_ms"],
@@ -21,6 +22,6 @@ rule fbank:
     benchmark:
         "benchmarks/features/{set}.tsv"
     shell:
-        "steps/make_fbank.sh --nj {threads} --num-mel-bins {params.bins}"
+        "{params.stage} --nj {threads} --num-mel-bins {params.bins}"
         " --frame-length-ms {params.frame_length} --frame-shift-ms {params.frame_shift}"
         " --dither {params.dither} data/{wildcards.set} > {log} 2>&1"

@@ -9,7 +9,8 @@ rule prepare_target:
         test="data/vox1_test/wav.scp",
         trials=expand("data/vox1_test/trials/{trials}", trials=TRIALS),
     params:
-        corpus=CORPUS["root"],
+        stage=f"{BASE}/local/prepare_vox1.sh",
+        corpus=lambda w, input: os.path.dirname(input.meta),
     resources:
         mem_mb=2000,
         runtime=30,
@@ -17,7 +18,7 @@ rule prepare_target:
     log:
         "logs/prepare/vox1.log",
     shell:
-        "local/prepare_vox1.sh {params.corpus} data > {log} 2>&1"
+        "{params.stage} {params.corpus} data > {log} 2>&1"
 
 
 if CORPUS["pretrain_root"]:
@@ -28,7 +29,8 @@ if CORPUS["pretrain_root"]:
         output:
             "data/pretrain/wav.scp",
         params:
-            corpus=CORPUS["pretrain_root"],
+            stage=f"{BASE}/local/prepare_vox1.sh",
+            corpus=lambda w, input: os.path.dirname(input.meta),
         resources:
             mem_mb=2000,
             runtime=30,
@@ -36,4 +38,4 @@ if CORPUS["pretrain_root"]:
         log:
             "logs/prepare/pretrain.log",
         shell:
-            "local/prepare_vox1.sh --dev-name pretrain --test-name '' {params.corpus} data > {log} 2>&1"
+            "{params.stage} --dev-name pretrain --test-name '' {params.corpus} data > {log} 2>&1"
