@@ -1,0 +1,94 @@
+"""The Snakemake workflow on the tiny embedded corpus: it runs, reruns only what changed,
+and every shipped config dry-runs."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+TINY = "embedded:\n  size: tiny\n  seed: 7\nfeatures:\n  nj: 2\n"
+
+
+def snakemake(workdir: Path, env, *args: str) -> subprocess.CompletedProcess:
+    cmd = [
+        "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+        "--configfile", str(workdir / "tiny.yaml"), *args,
+    ]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    import os
+    import sys
+
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", LC_ALL="C")
+    work = tmp_path_factory.mktemp("wf")
+    (work / "tiny.yaml").write_text(TINY)
+    run = snakemake(work, env, "--cores", "2", "features")
+    assert run.returncode == 0, run.stderr[-3000:]
+    return work, env
+
+
+@pytest.mark.slow
+def test_tiny_workflow_builds_corpus_data_dirs_trials_and_features(tiny_run):
+    work, _ = tiny_run
+    for s in ("vox1_dev", "vox1_test", "pretrain"):
+        for f in ("wav.scp", "utt2spk", "spk2utt", "feats.scp", "cuts.jsonl.gz"):
+            assert (work / "data" / s / f).stat().st_size > 0, (s, f)
+    for t in ("vox1_O", "vox1_H"):
+        lines = (work / "data" / "vox1_test" / "trials" / t).read_text().splitlines()
+        assert lines and all(line.split()[2] in ("target", "nontarget") for line in lines)
+    assert (work / "logs" / "corpus.log").is_file()
+    assert (work / "logs" / "features" / "vox1_dev.log").is_file()
+    assert (work / "benchmarks" / "corpus.tsv").is_file()
+
+
+@pytest.mark.slow
+def test_nothing_reruns_when_nothing_changed(tiny_run):
+    work, env = tiny_run
+    dry = snakemake(work, env, "-n", "features")
+    assert dry.returncode == 0
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+@pytest.mark.slow
+def test_changing_a_feature_option_reruns_features_only(tiny_run):
+    work, env = tiny_run
+    dry = snakemake(work, env, "-n", "--config", "features={'num_mel_bins': 40}", "features")
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out
+    jobs = [line.split()[0] for line in out.split("Job stats:")[1].splitlines()[3:] if line.strip() and line.split()[0] != "total"]
+    assert sorted(jobs) == ["fbank", "features"], out
+
+
+@pytest.mark.slow
+def test_changing_the_corpus_seed_reruns_everything(tiny_run):
+    work, env = tiny_run
+    dry = snakemake(work, env, "-n", "--config", "embedded={'size': 'tiny', 'seed': 8}", "features")
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out
+    for rule in ("corpus", "prepare_target", "prepare_pretrain", "fbank"):
+        assert f"rule {rule}:" in out
+
+
+def test_unknown_config_key_stops_before_any_work(tmp_path, venv_env):
+    (tmp_path / "tiny.yaml").write_text(TINY + "featurs:\n  nj: 1\n")
+    run = snakemake(tmp_path, venv_env, "-n", "features")
+    assert run.returncode != 0
+    assert "'featurs' was unexpected" in run.stdout + run.stderr
+    assert not (tmp_path / "corpus").exists()
+
+
+SHIPPED = sorted(p for p in (REPO / "conf").glob("*.yaml") if p.name != "config.schema.yaml")
+
+
+@pytest.mark.parametrize("config", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_config_dry_runs(config, tmp_path, venv_env):
+    (tmp_path / "tiny.yaml").write_text(config.read_text())
+    run = snakemake(tmp_path, venv_env, "-n", "features")
+    assert run.returncode == 0, run.stderr[-2000:]
