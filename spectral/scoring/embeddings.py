@@ -32,6 +32,7 @@ import kaldiio
 import numpy as np
 from tqdm import tqdm
 
+from spectral.scoring.cli import setup_logging
 from spectral.scoring.textfiles import (
     InputFormatError,
     atomic_write_text,
@@ -191,9 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("xvector_scp", help="utterance embeddings (kaldiio scp)")
     parser.add_argument("out_dir", help="where spk_xvector.{ark,scp} and num_utts go")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(filename)s:%(lineno)d %(levelname)s %(message)s")
-    log.info("%s %s", parser.prog, " ".join(sys.argv[1:] if argv is None else argv))
+    setup_logging(parser.prog, sys.argv[1:] if argv is None else list(argv))
     try:
         write_speaker_means(args.xvector_scp, args.out_dir, args.spk2utt, args.utt2spk)
     except InputFormatError as err:

@@ -56,6 +56,7 @@ from spectral.scoring.metrics import (
     format_eer_line,
     format_min_dcf_line,
 )
+from spectral.scoring.cli import setup_logging
 from spectral.scoring.textfiles import (
     InputFormatError,
     atomic_write_text,
@@ -235,9 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: the score file's folder)")
     parser.add_argument("--results", help="results text file, e.g. results/vox1_eer.txt")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(filename)s:%(lineno)d %(levelname)s %(message)s")
-    log.info("%s %s", parser.prog, " ".join(sys.argv[1:] if argv is None else argv))
+    setup_logging(parser.prog, sys.argv[1:] if argv is None else list(argv))
     try:
         write_report(args.system, [tuple(x) for x in args.lists], args.out_dir, args.results)
     except (InputFormatError, ValueError) as err:

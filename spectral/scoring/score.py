@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from spectral.scoring.embeddings import embedding_mean, read_embeddings, speaker_means
+from spectral.scoring.cli import setup_logging
 from spectral.scoring.textfiles import (
     InputFormatError,
     Trials,
@@ -233,9 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("trials", help="lines 'enroll test target|nontarget'")
     parser.add_argument("scores", help="output: lines 'enroll test score'")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(filename)s:%(lineno)d %(levelname)s %(message)s")
-    log.info("%s %s", parser.prog, " ".join(sys.argv[1:] if argv is None else argv))
+    setup_logging(parser.prog, sys.argv[1:] if argv is None else list(argv))
     try:
         trials = read_trials(args.trials)
         scores = score_trials(args.xvector_scp, trials, mean_scp=args.mean_scp,
