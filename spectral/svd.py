@@ -295,7 +295,7 @@ def load_factors(path: str | Path) -> dict[str, dict[str, Tensor]]:
 # -- command line ---------------------------------------------------------------------------
 
 EXAMPLE = """example:
-  spectral-svd --targets q_proj k_proj --top-k 256 exp/pretrain/wavlm_base/final.pt exp/svd/wavlm_base
+  spectral-svd --targets 'q_proj k_proj' --top-k 256 exp/pretrain/wavlm_base/final.pt exp/svd/wavlm_base
   spectral-svd --method lowrank --niter 4 /models/wavlm-large exp/svd/wavlm_large
 """
 
@@ -315,8 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("checkpoint", help="final.pt file, or a transformers model directory (config.json + weights)")
     parser.add_argument("out_dir", help="output directory (created); receives factors.pt, spectra.json, spectra.png")
     parser.add_argument(
-        "--targets", nargs="+", default=["q_proj", "k_proj"], metavar="PATTERN",
-        help="module-name patterns of the matrices to decompose: name suffixes or regular expressions (default: q_proj k_proj)",
+        "--targets", default="q_proj k_proj", metavar="'PATTERN ...'",
+        help="space-separated module-name patterns of the matrices to decompose: name suffixes "
+        "or regular expressions (default: 'q_proj k_proj')",
     )
     parser.add_argument("--top-k", type=int, default=256, help="leading singular triplets stored per matrix, k (default: 256)")
     parser.add_argument(
@@ -365,11 +366,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--bottom needs --method full (the lowrank method finds only the top triplets)")
     if args.oversample < 0 or args.niter < 0:
         parser.error(f"--oversample and --niter must be >= 0, got {args.oversample} and {args.niter}")
+    targets = args.targets.split()
+    if not targets:
+        parser.error("--targets is empty")
+    for pattern in targets:
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            parser.error(f"--targets pattern {pattern!r} is not a valid regular expression: {err}")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     try:
         start = time.perf_counter()
-        weights = load_target_weights(args.checkpoint, args.targets, args.strip_prefix)
+        weights = load_target_weights(args.checkpoint, targets, args.strip_prefix)
         log.info("%s: %d target matrices, e.g. %s", args.checkpoint, len(weights), next(iter(weights)))
         factors, stats = decompose_weights(
             weights,
@@ -386,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "method": args.method,
             "top_k": args.top_k,
             "bottom": args.bottom,
-            "targets": list(args.targets),
+            "targets": targets,
             "dtype": args.dtype,
         }
         paths = write_outputs(args.out_dir, factors, stats, meta)
