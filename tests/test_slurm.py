@@ -1,0 +1,63 @@
+"""The tiny workflow through conf/profiles/slurm on a real single-node SLURM cluster.
+
+The fixture starts slurmctld, slurmd (and munged, if none runs) from Debian's packages
+with tests/slurm/slurm.sh and stops exactly the daemons it started. CI installs the
+packages first (.ci/run); elsewhere the test is skipped when they are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+SLURM = REPO / "tests" / "slurm" / "slurm.sh"
+TARGET = "features"
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    missing = [b for b in ("slurmctld", "slurmd", "sbatch", "squeue", "munged") if not shutil.which(b)]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"SLURM binaries missing in CI: {missing} (.ci/run installs them)")
+        pytest.skip(f"SLURM not installed here ({missing}); run tests/slurm/slurm.sh install")
+    state = tmp_path / "slurm"
+    up = subprocess.run([str(SLURM), "start", str(state)], capture_output=True, text=True, timeout=120)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield state / "slurm.conf"
+    finally:
+        subprocess.run([str(SLURM), "stop", str(state)], timeout=60)
+
+
+@pytest.mark.slow
+def test_tiny_workflow_runs_as_slurm_jobs(cluster, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "tiny.yaml").write_text("embedded:\n  size: tiny\n")
+    env = dict(os.environ, SLURM_CONF=str(cluster), LC_ALL="C",
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    run = subprocess.run(
+        ["snakemake", TARGET, "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
+         "--profile", str(REPO / "conf" / "profiles" / "slurm"), f"--configfile={work / 'tiny.yaml'}"],
+        env=env, capture_output=True, text=True, timeout=1500,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert (work / "data" / "vox1_test" / "feats.scp").stat().st_size > 0
+    assert (work / "data" / "vox1_test" / "trials" / "vox1_O").stat().st_size > 0
+    # each rule ran as a SLURM job: sbatch wrote its log, and the controller knows the job
+    job_logs = sorted((work / "logs" / "slurm").rglob("*.log"))
+    rules = {p.relative_to(work / "logs" / "slurm").parts[0] for p in job_logs}
+    assert {"rule_corpus", "rule_prepare_target", "rule_fbank"} <= rules, rules
+    for log in job_logs:
+        job_id = re.fullmatch(r"(\d+)\.log", log.name).group(1)
+        show = subprocess.run(["scontrol", "show", "job", job_id], env=env, capture_output=True, text=True)
+        assert "JobState=COMPLETED" in show.stdout, show.stdout + show.stderr
