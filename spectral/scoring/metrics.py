@@ -107,45 +107,109 @@ def _eer_of_sorted(tgt: np.ndarray, non: np.ndarray) -> tuple[float, float]:
     return eer, float(tgt[hit])
 
 
-def kaldi_sorted_labels(scores: np.ndarray, is_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sort as ``ComputeErrorRates`` does: ascending score, ties in input order.
+def _members(scores: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Ascending indices of the ``scores`` equal to one of the sorted ``values``.
 
-    Takes float scores and a parallel bool target array.  Returns ``(sorted_scores,
-    sorted_is_target)``, identical to a stable argsort of ``scores`` applied to both.
+    A hash table of the values first discards most scores cheaply (one multiply and one
+    lookup each); only the few that pass are searched for exactly.
     """
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    is_target = np.asarray(is_target, dtype=bool).ravel()
-    if scores.shape != is_target.shape:
-        raise ValueError(f"{scores.size} scores but {is_target.size} labels")
-    n = scores.size
+    bits = int(min(24, max(16, np.ceil(np.log2(values.size * 16)))))
+
+    def bucket(x: np.ndarray) -> np.ndarray:
+        raw = (x + 0.0).view(np.uint64)  # + 0.0 turns -0.0 into 0.0, which it equals
+        return ((raw * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits)).astype(np.intp)
+
+    table = np.zeros(1 << bits, dtype=bool)
+    table[bucket(values)] = True
+    candidates = np.flatnonzero(table[bucket(scores)])
+    slot = np.minimum(np.searchsorted(values, scores[candidates]), values.size - 1)
+    return candidates[values[slot] == scores[candidates]]
+
+
+def _stable_order(scores: np.ndarray, is_target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels in the order of a stable ascending sort of ``scores``, without that sort.
+
+    Takes float64 scores and a bool target array of the same size.  Returns ``(tgt, non,
+    sorted_is_target)``: the sorted target and non-target scores and the labels in
+    Kaldi's order (the scores in that order are ``tgt`` and ``non`` merged by the labels).
+    """
     tgt = np.sort(scores[is_target])
     non = np.sort(scores[~is_target])
     # Each target goes after every smaller target and every smaller non-target; equal
     # targets are interchangeable, and so are equal non-targets.
-    position = np.arange(tgt.size, dtype=np.int64)
-    position += np.searchsorted(non, tgt, side="left")
-    sorted_is_target = np.zeros(n, dtype=bool)
+    below = np.searchsorted(non, tgt, side="left")
+    position = below + np.arange(tgt.size, dtype=np.int64)
+    sorted_is_target = np.zeros(scores.size, dtype=bool)
     sorted_is_target[position] = True
-    sorted_scores = np.empty(n, dtype=np.float64)
-    sorted_scores[sorted_is_target] = tgt
-    sorted_scores[~sorted_is_target] = non
+    if tgt.size == 0 or non.size == 0:
+        return tgt, non, sorted_is_target
     # That places the targets of a value held by both classes before its non-targets;
-    # Kaldi's stable sort keeps their input order instead.  Such values show up as equal
-    # neighbours with different labels; re-order only the elements holding them.
-    mixed = (sorted_scores[1:] == sorted_scores[:-1]) & (sorted_is_target[1:] != sorted_is_target[:-1])
-    if mixed.any():
-        values = np.unique(sorted_scores[1:][mixed])
-        slot = np.minimum(np.searchsorted(values, scores), values.size - 1)
-        members = np.flatnonzero(values[slot] == scores)
+    # Kaldi's stable sort keeps their input order instead.  Re-order only the elements
+    # holding such values.
+    shared = tgt[non[np.minimum(below, non.size - 1)] == tgt]
+    if shared.size:
+        values = shared[np.concatenate(([True], shared[1:] != shared[:-1]))]
+        members = _members(scores, values)
         # Sort by (value, input index) with one integer sort of a packed key.
-        key = slot[members] * np.int64(n) + members
+        key = np.searchsorted(values, scores[members]) * np.int64(scores.size) + members
         key.sort()
-        group, index = np.divmod(key, n)
+        group, index = np.divmod(key, scores.size)
         rank = np.arange(key.size, dtype=np.int64) - np.searchsorted(group, group)
         start = (np.searchsorted(tgt, values, side="left")
                  + np.searchsorted(non, values, side="left"))
         sorted_is_target[start[group] + rank] = is_target[index]
+    return tgt, non, sorted_is_target
+
+
+def _as_arrays(scores: np.ndarray, is_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    is_target = np.asarray(is_target, dtype=bool).ravel()
+    if scores.shape != is_target.shape:
+        raise ValueError(f"{scores.size} scores but {is_target.size} labels")
+    _check_scores(scores, "scores")
+    n_target = int(np.count_nonzero(is_target))
+    if n_target == 0:
+        raise ValueError("no target scores")
+    if n_target == scores.size:
+        raise ValueError("no non-target scores")
+    return scores, is_target
+
+
+def kaldi_sorted_labels(scores: np.ndarray, is_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort as ``ComputeErrorRates`` does: ascending score, ties in input order.
+
+    Takes float scores and a parallel bool target array (both classes present, no NaN).
+    Returns ``(sorted_scores, sorted_is_target)``, equal to a stable argsort of ``scores``
+    applied to both.
+    """
+    scores, is_target = _as_arrays(scores, is_target)
+    tgt, non, sorted_is_target = _stable_order(scores, is_target)
+    sorted_scores = np.empty(scores.size, dtype=np.float64)
+    sorted_scores[sorted_is_target] = tgt
+    sorted_scores[~sorted_is_target] = non
     return sorted_scores, sorted_is_target
+
+
+def _rates(sorted_is_target: np.ndarray, n_target: int, n_nontarget: int) -> tuple[np.ndarray, np.ndarray]:
+    """``fnrs`` and ``fprs`` of ``ComputeErrorRates`` from the labels in sorted order."""
+    so_far = np.cumsum(sorted_is_target, dtype=np.int64)                  # targets so far
+    fnr = np.divide(so_far, float(n_target))
+    np.subtract(np.arange(1, so_far.size + 1, dtype=np.int64), so_far, out=so_far)  # non-targets
+    fpr = np.divide(so_far, float(n_nontarget))
+    np.subtract(1, fpr, out=fpr)
+    return fnr, fpr
+
+
+def _c_det(fnr: np.ndarray, fpr: np.ndarray, p_target: float, c_miss: float, c_fa: float,
+           in_place: bool = False) -> np.ndarray:
+    """``c_miss * fnr * p_target + c_fa * fpr * (1 - p_target)`` with Kaldi's rounding
+    (products are commutative in IEEE arithmetic, so the operand order is free)."""
+    c_det = np.multiply(fnr, c_miss, out=fnr if in_place else None)
+    c_det *= p_target
+    fa = np.multiply(fpr, c_fa, out=fpr if in_place else None)
+    fa *= 1 - p_target
+    c_det += fa
+    return c_det
 
 
 @dataclass(frozen=True)
@@ -170,20 +234,10 @@ def compute_error_rates(scores: np.ndarray, is_target: np.ndarray) -> ErrorRates
 
     Returns :class:`ErrorRates`; refuses NaN and a set without targets or non-targets.
     """
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    _check_scores(scores, "scores")
     thresholds, sorted_is_target = kaldi_sorted_labels(scores, is_target)
-    n = scores.size
     n_target = int(np.count_nonzero(sorted_is_target))
-    n_nontarget = n - n_target
-    if n_target == 0:
-        raise ValueError("no target scores")
-    if n_nontarget == 0:
-        raise ValueError("no non-target scores")
-    targets_so_far = np.cumsum(sorted_is_target, dtype=np.int64)
-    nontargets_so_far = np.arange(1, n + 1, dtype=np.int64) - targets_so_far
-    fnr = targets_so_far / float(n_target)
-    fpr = 1 - nontargets_so_far / float(n_nontarget)
+    n_nontarget = sorted_is_target.size - n_target
+    fnr, fpr = _rates(sorted_is_target, n_target, n_nontarget)
     return ErrorRates(thresholds, sorted_is_target, fnr, fpr, n_target, n_nontarget)
 
 
@@ -229,6 +283,9 @@ def _check_costs(p_target: float, c_miss: float, c_fa: float) -> None:
         raise ValueError(f"c-miss must be greater than 0, got {c_miss!r}")
     if p_target <= 0 or p_target >= 1:
         raise ValueError(f"p-target must be greater than 0 and less than 1, got {p_target!r}")
+    if min(c_miss * p_target, c_fa * (1 - p_target)) == 0:  # Kaldi: ZeroDivisionError
+        raise ValueError(f"c-miss * p-target or c-fa * (1 - p-target) is 0 in floating point "
+                         f"(p-target={p_target!r}, c-miss={c_miss!r}, c-fa={c_fa!r})")
 
 
 def min_dcf_from_rates(rates: ErrorRates, p_target: float = 0.01, c_miss: float = 1,
@@ -239,8 +296,8 @@ def min_dcf_from_rates(rates: ErrorRates, p_target: float = 0.01, c_miss: float 
     which it first occurs and that sorted position (for plotting).
     """
     _check_costs(p_target, c_miss, c_fa)
-    c_det = c_miss * rates.fnr * p_target + c_fa * rates.fpr * (1 - p_target)
-    index = int(np.argmin(c_det))
+    c_det = _c_det(rates.fnr, rates.fpr, p_target, c_miss, c_fa)
+    index = int(np.argmin(c_det))  # the first minimum, as Kaldi's strict '<'
     c_def = min(c_miss * p_target, c_fa * (1 - p_target))
     return float(c_det[index] / c_def), float(rates.thresholds[index]), index
 
@@ -248,12 +305,53 @@ def min_dcf_from_rates(rates: ErrorRates, p_target: float = 0.01, c_miss: float 
 def compute_min_dcf(scores: np.ndarray, is_target: np.ndarray, p_target: float = 0.01,
                     c_miss: float = 1, c_fa: float = 1) -> tuple[float, float]:
     """Kaldi ``compute_min_dcf.py``: take scores and a bool target array (input order
-    matters only for ties, as in Kaldi).  Returns ``(min_dcf, threshold)``.
+    matters only for ties, as in Kaldi).  Returns ``(min_dcf, threshold)``; refuses NaN
+    and a set without targets or non-targets.
+
+    Kaldi evaluates ``c_det`` at every sorted position.  Along the sorted positions a
+    non-target step never raises ``c_det`` and a target step never lowers it (every
+    operation of the formula rounds monotonically), so its first minimum lies at the
+    last position of a run of non-targets (or at position 0 when that is a target), or,
+    when rounding makes ``c_det`` flat, earlier in that same run.  Only those positions
+    are evaluated: one per target instead of one per trial, with the same arithmetic.
     """
     _check_costs(p_target, c_miss, c_fa)
-    min_dcf, threshold, _ = min_dcf_from_rates(compute_error_rates(scores, is_target),
-                                               p_target, c_miss, c_fa)
-    return min_dcf, threshold
+    scores, is_target = _as_arrays(scores, is_target)
+    tgt, non, sorted_is_target = _stable_order(scores, is_target)
+    n, n_target, n_nontarget = scores.size, tgt.size, non.size
+    target_at = np.flatnonzero(sorted_is_target)                      # ascending positions
+    previous = np.concatenate(([-1], target_at[:-1]))
+    run_end = np.flatnonzero(target_at - previous > 1)                # targets after non-targets
+    # Candidate positions in ascending order, with the targets up to each.
+    position = [target_at[run_end] - 1]
+    targets = [run_end]
+    run_start = [previous[run_end] + 1]
+    if target_at[0] == 0:
+        position.insert(0, np.array([0]))
+        targets.insert(0, np.array([1]))
+        run_start.insert(0, np.array([-1]))  # a target: no run of non-targets to walk back
+    if target_at[-1] < n - 1:
+        position.append(np.array([n - 1]))
+        targets.append(np.array([n_target]))
+        run_start.append(np.array([target_at[-1] + 1]))
+    position, targets, run_start = (np.concatenate(x).astype(np.int64) for x in (position, targets, run_start))
+    nontargets = position + 1 - targets
+    c_det = _c_det(targets / float(n_target), 1 - nontargets / float(n_nontarget),
+                   p_target, c_miss, c_fa)
+    k = int(np.argmin(c_det))  # the first minimum, as Kaldi's strict '<'
+    best, at, t = c_det[k], int(position[k]), int(targets[k])
+    if run_start[k] >= 0 and at > run_start[k] and _c_det(
+            np.array([t / float(n_target)]), np.array([1 - (at - t) / float(n_nontarget)]),
+            p_target, c_miss, c_fa)[0] == best:
+        # Rounding made c_det flat at the end of this non-target run (only extreme costs
+        # can): the first position of the flat stretch is Kaldi's.
+        run = np.arange(run_start[k], at + 1, dtype=np.int64)
+        run_c_det = _c_det(np.full(run.size, t / float(n_target)),
+                           1 - (run + 1 - t) / float(n_nontarget), p_target, c_miss, c_fa)
+        at = int(run[np.argmax(run_c_det == best)])
+    c_def = min(c_miss * p_target, c_fa * (1 - p_target))
+    threshold = tgt[t - 1] if sorted_is_target[at] else non[at - t]
+    return float(best / c_def), float(threshold)
 
 
 def format_eer_stdout(eer: float) -> str:
