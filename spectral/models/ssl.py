@@ -1,0 +1,102 @@
+"""Self-supervised backbones (WavLM, HuBERT) through ``transformers``, from a local directory.
+
+The paper's backbones. :func:`load_ssl_backbone` reads a ``save_pretrained`` directory
+(``config.json`` plus weights) offline — nothing reaches the network — and wraps it in
+:class:`SSLBackbone`, which takes raw 16 kHz waveform (batch, samples) and returns every
+hidden state (the CNN/positional output and each Transformer layer's). The ``transformers``
+model sits in ``.model``; adapters go into it, so their names (``encoder.layers.N.attention.
+q_proj``) are those the svd stage reads from the same directory. The model's own
+SpecAugment and layer drop are switched off: masking is the data pipeline's job, and
+dropping layers at random breaks resumable, deterministic training. Reads the model
+directory only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from spectral.errors import InputError
+
+#: Backbone kinds this module loads, with their transformers class and config model_type.
+SSL_KINDS: dict[str, tuple[str, str]] = {
+    "wavlm": ("WavLMModel", "wavlm"),
+    "hubert": ("HubertModel", "hubert"),
+}
+
+
+class SSLBackbone(nn.Module):
+    """waveform (batch, samples) at 16 kHz -> list of num_hidden_layers + 1 hidden states."""
+
+    input_kind = "waveform"
+
+    def __init__(self, model: nn.Module, kind: str) -> None:
+        super().__init__()
+        self.model = model
+        self.kind = kind
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def num_hidden_states(self) -> int:
+        return int(self.model.config.num_hidden_layers) + 1
+
+    def forward(self, wave: Tensor) -> list[Tensor]:
+        if wave.dim() != 2:
+            raise ValueError(f"expected waveform of shape (batch, samples), got {tuple(wave.shape)}")
+        # zero mean, unit variance per utterance, as Wav2Vec2FeatureExtractor(do_normalize=True)
+        wave = (wave - wave.mean(dim=1, keepdim=True)) / torch.sqrt(wave.var(dim=1, keepdim=True) + 1e-7)
+        out = self.model(wave, output_hidden_states=True, return_dict=True)
+        return list(out.hidden_states)
+
+
+def load_ssl_backbone(path: str | Path, kind: str) -> SSLBackbone:
+    """Load a WavLM or HuBERT ``save_pretrained`` directory offline; return the wrapped backbone.
+
+    Raises InputError naming the path when it is missing, lacks ``config.json``, holds
+    another kind of model, or cannot be loaded; ValueError for an unknown ``kind``.
+    """
+    if kind not in SSL_KINDS:
+        raise ValueError(f"unknown SSL backbone {kind!r}; expected one of {', '.join(SSL_KINDS)}")
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(path, f"no such {kind} model directory (a transformers save_pretrained directory is needed; nothing is downloaded)")
+    if not (path / "config.json").is_file():
+        raise InputError(path, "the model directory has no config.json (transformers save_pretrained layout expected)")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import transformers
+    except ImportError:
+        raise InputError(path, "loading a WavLM/HuBERT directory needs the 'transformers' package (pip install .[ssl])") from None
+    class_name, model_type = SSL_KINDS[kind]
+    try:
+        config = transformers.AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except Exception as err:
+        raise InputError(path / "config.json", f"cannot read the model config ({type(err).__name__}: {err})") from None
+    if getattr(config, "model_type", None) != model_type:
+        raise InputError(path / "config.json", f"holds a {getattr(config, 'model_type', '?')!r} model, but the backbone is configured as {kind!r}")
+    config.apply_spec_augment = False
+    config.layerdrop = 0.0
+    try:
+        model = getattr(transformers, class_name).from_pretrained(str(path), config=config, local_files_only=True)
+    except Exception as err:
+        raise InputError(path, f"cannot load the {kind} model ({type(err).__name__}: {err})") from None
+    return SSLBackbone(model, kind)
+
+
+def ssl_backbone_from_config(config: dict, kind: str) -> SSLBackbone:
+    """A randomly initialised backbone from a transformers config dict (for rebuilding from final.pt)."""
+    import transformers
+
+    class_name, model_type = SSL_KINDS[kind]
+    cfg_class = transformers.AutoConfig.for_model(model_type).__class__
+    cfg = cfg_class.from_dict(config)
+    cfg.apply_spec_augment = False
+    cfg.layerdrop = 0.0
+    return SSLBackbone(getattr(transformers, class_name)(cfg), kind)

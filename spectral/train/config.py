@@ -1,0 +1,279 @@
+"""Settings of the pretrain and finetune stages, and the system name derived from them.
+
+The pipeline config (``conf/config.yaml``, schema ``conf/config.schema.yaml``) has one
+section per dataclass here: ``model`` (:class:`~spectral.models.ModelConfig`), ``backend``
+(:class:`~spectral.models.BackendConfig`), ``adapter``
+(:class:`~spectral.adapters.AdapterConfig`), ``pretrain`` and ``finetune``
+(:class:`TrainConfig` each) and ``augment`` (:class:`AugmentConfig`). Every value is checked
+when the config is built, before any work; unknown keys are an error naming them.
+
+A *system* is backbone + adapter method + its hyper-parameters + seed; :func:`system_name`
+derives its ``exp/`` folder name from them, e.g. ``builtin_spectralft_k64_r4_s1_3f9c2a1e``
+(the last part hashes every remaining setting), so two configurations never share a folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from spectral.adapters import AdapterConfig
+from spectral.adapters.config import SPECTRAL_METHODS
+from spectral.models import BackendConfig, ModelConfig
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _meta(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+def _from_dict(cls, data: Mapping[str, Any], section: str):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {section} key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**dict(data))
+
+
+def _check_int(section: str, name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{section}.{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_number(section: str, name: str, value: Any, low: float, high: float = math.inf,
+                  low_open: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{section}.{name} must be a finite number, got {value!r}")
+    if value < low or value > high or (low_open and value == low):
+        bound = f"{'(' if low_open else '['}{low}, {high}]"
+        raise ValueError(f"{section}.{name} must be in {bound}, got {value!r}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation of one training stage (pretrain or finetune); every field carries its help text."""
+
+    epochs: int = field(default=4, metadata=_meta("Training epochs."))
+    steps_per_epoch: int | None = field(
+        default=None, metadata=_meta("Optimiser steps per epoch; null = training utterances / batch size, rounded up."))
+    batch_size: int = field(default=64, metadata=_meta("Global batch size (split evenly over processes under DDP)."))
+    utts_per_speaker: int = field(
+        default=1, metadata=_meta("Utterances of each sampled speaker in a batch (speaker-balanced sampling); must divide batch_size."))
+    crop_seconds: float = field(default=2.0, metadata=_meta("Length of the random fixed-length training crops, seconds."))
+    optimizer: str = field(default="adamw", metadata=_meta("Optimiser: sgd (with momentum), adam or adamw."))
+    lr: float = field(default=2e-3, metadata=_meta("Peak learning rate."))
+    momentum: float = field(default=0.9, metadata=_meta("SGD momentum (sgd only)."))
+    weight_decay: float = field(default=1e-4, metadata=_meta("Weight decay."))
+    lr_decay: float = field(default=0.97, metadata=_meta("Learning rate multiplied by this after every epoch (exponential schedule)."))
+    warmup_steps: int = field(default=0, metadata=_meta("Linear warm-up steps from lr/warmup to lr at the start."))
+    grad_clip: float = field(default=0.0, metadata=_meta("Clip the gradient norm to this value; 0 disables clipping."))
+    val_utts_per_speaker: int = field(
+        default=1, metadata=_meta("Utterances of each training speaker held out for validation (speakers with fewer than two keep all)."))
+    checkpoint_every: int = field(default=50, metadata=_meta("Write checkpoints/last.pt every this many steps (and after every epoch)."))
+    init_backend: bool = field(
+        default=True,
+        metadata=_meta("finetune, builtin backbone: start the back-end (not the speaker head) from the pre-trained checkpoint's; false starts it at random."))
+    seed: int = field(default=1, metadata=_meta("Seed of initialisation, sampling, cropping, augmentation and dropout."))
+    threads: int = field(default=0, metadata=_meta("torch intra-op threads per process; 0 keeps torch's default."))
+    device: str = field(default="auto", metadata=_meta("auto (cuda when available), cpu or cuda."))
+    distributed: bool = field(
+        default=False, metadata=_meta("Use DistributedDataParallel when started by torchrun (WORLD_SIZE > 1): gloo on CPU, nccl on GPU."))
+
+    def __post_init__(self) -> None:
+        s = "train"
+        _check_int(s, "epochs", self.epochs, 1)
+        if self.steps_per_epoch is not None:
+            _check_int(s, "steps_per_epoch", self.steps_per_epoch, 1)
+        _check_int(s, "batch_size", self.batch_size, 1)
+        _check_int(s, "utts_per_speaker", self.utts_per_speaker, 1)
+        if self.batch_size % self.utts_per_speaker:
+            raise ValueError(f"{s}.utts_per_speaker ({self.utts_per_speaker}) must divide batch_size ({self.batch_size})")
+        _check_number(s, "crop_seconds", self.crop_seconds, 0.0, low_open=True)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"{s}.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        _check_number(s, "lr", self.lr, 0.0, low_open=True)
+        _check_number(s, "momentum", self.momentum, 0.0, 1.0)
+        _check_number(s, "weight_decay", self.weight_decay, 0.0)
+        _check_number(s, "lr_decay", self.lr_decay, 0.0, 1.0, low_open=True)
+        _check_int(s, "warmup_steps", self.warmup_steps, 0)
+        _check_number(s, "grad_clip", self.grad_clip, 0.0)
+        _check_int(s, "val_utts_per_speaker", self.val_utts_per_speaker, 0)
+        _check_int(s, "checkpoint_every", self.checkpoint_every, 1)
+        _check_int(s, "seed", self.seed, 0)
+        _check_int(s, "threads", self.threads, 0)
+        if self.device not in DEVICES:
+            raise ValueError(f"{s}.device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if not isinstance(self.init_backend, bool):
+            raise ValueError(f"{s}.init_backend must be true or false, got {self.init_backend!r}")
+        if not isinstance(self.distributed, bool):
+            raise ValueError(f"{s}.distributed must be true or false, got {self.distributed!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], section: str = "train") -> "TrainConfig":
+        try:
+            return _from_dict(cls, data, section)
+        except ValueError as err:
+            raise ValueError(str(err).replace("train.", f"{section}.", 1)) from None
+
+
+@dataclass
+class AugmentConfig:
+    """Data augmentation of training crops; every field carries its help text."""
+
+    noise_prob: float = field(default=0.0, metadata=_meta("Probability of adding a noise recording to a training crop."))
+    reverb_prob: float = field(default=0.0, metadata=_meta("Probability of convolving a training crop with a room impulse response."))
+    snr_min: float = field(default=0.0, metadata=_meta("Lowest signal-to-noise ratio of added noise, dB."))
+    snr_max: float = field(default=15.0, metadata=_meta("Highest signal-to-noise ratio of added noise, dB."))
+    noise_dir: str | None = field(
+        default=None, metadata=_meta("Directory searched (recursively) for noise .wav files, e.g. MUSAN; null = <corpus root>/noise."))
+    rir_dir: str | None = field(
+        default=None, metadata=_meta("Directory searched (recursively) for room impulse response .wav files; null = <corpus root>/rir."))
+    time_masks: int = field(default=0, metadata=_meta("SpecAugment: time masks per crop (0 disables)."))
+    time_mask_width: int = field(default=10, metadata=_meta("SpecAugment: widest time mask, in backbone input frames (fbank frames or 20 ms SSL frames)."))
+    freq_masks: int = field(default=0, metadata=_meta("SpecAugment: frequency masks per crop (fbank backbones only; 0 disables)."))
+    freq_mask_width: int = field(default=8, metadata=_meta("SpecAugment: widest frequency mask, in mel bins."))
+
+    def __post_init__(self) -> None:
+        s = "augment"
+        _check_number(s, "noise_prob", self.noise_prob, 0.0, 1.0)
+        _check_number(s, "reverb_prob", self.reverb_prob, 0.0, 1.0)
+        _check_number(s, "snr_min", self.snr_min, -math.inf)
+        _check_number(s, "snr_max", self.snr_max, -math.inf)
+        if self.snr_min > self.snr_max:
+            raise ValueError(f"augment.snr_min ({self.snr_min}) must not exceed augment.snr_max ({self.snr_max})")
+        for name in ("time_masks", "freq_masks"):
+            _check_int(s, name, getattr(self, name), 0)
+        for name in ("time_mask_width", "freq_mask_width"):
+            _check_int(s, name, getattr(self, name), 1)
+
+    @property
+    def waveform(self) -> bool:
+        """Whether crops need the waveform (noise or reverberation are on)."""
+        return self.noise_prob > 0 or self.reverb_prob > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "AugmentConfig":
+        return _from_dict(cls, data, "augment")
+
+
+#: Sections of the pipeline config that the training stages read.
+SECTIONS = ("model", "backend", "adapter", "pretrain", "finetune", "augment")
+
+
+@dataclass
+class RunConfig:
+    """Every setting of the training stages, resolved and checked."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(rank=4, top_k=64))
+    pretrain: TrainConfig = field(default_factory=TrainConfig)
+    finetune: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name).to_dict() for name in SECTIONS}
+
+
+def resolve_config(data: Mapping[str, Any] | None) -> RunConfig:
+    """Build a :class:`RunConfig` from a pipeline config dict (other top-level sections are ignored).
+
+    Missing keys take the dataclass defaults; raises ValueError naming an unknown key or a bad value.
+    """
+    data = dict(data or {})
+    cfg = RunConfig()
+    if "model" in data:
+        cfg.model = ModelConfig.from_dict(data["model"])
+    if "backend" in data:
+        cfg.backend = BackendConfig.from_dict(data["backend"])
+    if "adapter" in data:
+        cfg.adapter = AdapterConfig.from_dict(dict(data["adapter"]))
+    for section in ("pretrain", "finetune"):
+        if section in data:
+            setattr(cfg, section, TrainConfig.from_dict(data[section], section))
+    if "augment" in data:
+        cfg.augment = AugmentConfig.from_dict(data["augment"])
+    return cfg
+
+
+def load_config_arg(value: str | None) -> dict[str, Any]:
+    """A ``--config`` value: an inline JSON object (starting with ``{``) or a YAML/JSON file path."""
+    if not value:
+        return {}
+    if value.lstrip().startswith("{"):
+        data = json.loads(value)
+    else:
+        import yaml
+
+        path = Path(value)
+        if not path.is_file():
+            raise ValueError(f"{value}: no such config file")
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"the config must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` (value parsed as YAML; ``model.builtin.d_model=96`` nests)."""
+    import yaml
+
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or "." not in key:
+            raise ValueError(f"--set expects section.key=value, got {item!r}")
+        parts = key.split(".")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {item!r}: {part!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def _short_hash(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def system_name(cfg: RunConfig) -> str:
+    """The exp/ folder name of the fine-tuned system ``cfg`` describes.
+
+    ``<backbone>_<method>[_k<top_k>][_r<rank>]_s<seed>_<hash>``: k for the spectral methods,
+    r for every method with a rank, and an 8-hex-digit hash of all remaining settings
+    (model shape, back-end, the adapter's other fields, the finetune and pretrain settings
+    that matter, augmentation), so two configurations never share a folder.
+    """
+    a = cfg.adapter
+    parts = [cfg.model.backbone, a.method]
+    if a.method in SPECTRAL_METHODS:
+        parts.append(f"k{a.top_k}")
+    if a.method in ("spectralft", "lora", "pissa", "milora", "dora"):
+        parts.append(f"r{a.rank}")
+    if not a.keep_residual:
+        parts.append("nores")
+    parts.append(f"s{cfg.finetune.seed}")
+    rest = cfg.to_dict()
+    for key in ("threads", "device", "distributed", "checkpoint_every"):
+        rest["finetune"].pop(key)
+        rest["pretrain"].pop(key)
+    if cfg.model.backbone != "builtin":
+        rest.pop("pretrain")
+        rest["model"].pop("builtin")
+    parts.append(_short_hash(rest))
+    return "_".join(parts)

@@ -1,0 +1,201 @@
+"""Stage finetune: adapt a pre-trained backbone with the configured adapter method, train the back-end.
+
+Reads the backbone — our ``final.pt`` (``--backbone-checkpoint``, builtin) or a local
+transformers directory (``model.path``, wavlm/hubert) — the svd stage's ``factors.pt``
+(``--factors``; SVD-based methods start from it instead of decomposing again) and the
+training speakers' Kaldi data directory; writes into ``--exp-dir`` (``exp/<system>``, see
+:func:`spectral.train.config.system_name`):
+
+``final.pt``       the fine-tuned model with adapters merged (format in
+                   :mod:`spectral.models.speaker`), plus the adapter tensors themselves;
+``train_log.tsv``  per epoch: loss, accuracy, validation loss and accuracy on held-out
+                   utterances of the training speakers, lr, seconds, trainable parameters;
+``checkpoints/last.pt``  for resuming (:mod:`spectral.train.loop`).
+
+Settings: the ``model``, ``backend``, ``adapter``, ``finetune`` and ``augment`` sections.
+Command line: ``spectral-finetune``; shell stage: ``steps/finetune.sh``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from spectral.adapters import adapter_state_dict, apply_adapters, count_trainable, find_targets, merge_adapters
+from spectral.adapters.api import USES_FACTORS
+from spectral.data.kaldi import read_table
+from spectral.errors import InputError
+from spectral.models import SpeakerModel, adapter_root, build_backbone, read_checkpoint
+from spectral.models.builtin import BuiltinBackbone, BuiltinConfig
+from spectral.models.speaker import CHECKPOINT_FORMAT
+from spectral.train.common import add_common_arguments, log_config, resolve, run_stage, set_threads
+from spectral.train.config import RunConfig, system_name
+from spectral.train.data import SpeakerData, split_validation
+from spectral.train.loop import atomic_save, setup_distributed, train
+
+log = logging.getLogger("spectral-finetune")
+
+EXAMPLE = """example:
+  spectral-finetune --data-dir data/vox1_dev --backbone-checkpoint exp/pretrain/builtin/final.pt \\
+      --factors exp/svd/builtin/factors.pt --exp-dir exp/$(spectral-finetune --print-system-name --config conf/config.yaml)
+  spectral-finetune --data-dir data/vox1_dev --exp-dir exp/wavlm_sft --config conf/presets/paper_wavlm_large.yaml \\
+      --set model.path=/models/wavlm-large
+  spectral-finetune --print-system-name --config conf/config.yaml --set adapter.method=lora
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spectral-finetune", description=__doc__.split("\n\n")[0], epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data-dir", help="Kaldi data directory of the training (dev) speakers")
+    parser.add_argument("--exp-dir", help="output directory, normally exp/<system name>")
+    parser.add_argument("--backbone-checkpoint", default=None,
+                        help="builtin: the pretrain stage's final.pt (wavlm/hubert load from model.path instead)")
+    parser.add_argument("--factors", default=None,
+                        help="the svd stage's factors.pt; spectralft, spectralft_rot, pissa and milora start from it")
+    parser.add_argument("--print-system-name", action="store_true",
+                        help="print the system name the settings give and exit")
+    add_common_arguments(parser)
+    return parser
+
+
+def _suffix_map(factors: dict, names: list[str], source: str) -> dict:
+    """Factors keyed by the adapted model's module names (the svd stage may add a prefix such as 'backbone.')."""
+    out = {}
+    for name in names:
+        if name in factors:
+            out[name] = factors[name]
+            continue
+        hits = [k for k in factors if k.endswith("." + name)]
+        if len(hits) != 1:
+            raise InputError(source, f"holds {'no' if not hits else 'several'} factors for module {name!r} "
+                                     f"(it holds e.g. {next(iter(factors), '(none)')!r}); rerun the svd stage with the same targets")
+        out[name] = factors[hits[0]]
+    return out
+
+
+def load_backbone(cfg: RunConfig, checkpoint: str | None) -> tuple[torch.nn.Module, dict | None]:
+    """The pre-trained backbone and, for builtin, the pre-training checkpoint it came from."""
+    if cfg.model.backbone == "builtin":
+        if not checkpoint:
+            raise InputError("--backbone-checkpoint", "the builtin backbone needs the pretrain stage's final.pt")
+        ckpt = read_checkpoint(checkpoint)
+        saved = BuiltinConfig.from_dict(ckpt["config"]["model"]["builtin"])
+        if saved != cfg.model.builtin:
+            raise InputError(checkpoint, f"holds a builtin backbone of shape {saved.to_dict()}, but model.builtin is "
+                                         f"{cfg.model.builtin.to_dict()}; rerun pretrain or fix the config")
+        backbone = BuiltinBackbone(saved)
+        state = {k[len("backbone."):]: v for k, v in ckpt["model"].items() if k.startswith("backbone.")}
+        try:
+            backbone.load_state_dict(state)
+        except RuntimeError as err:
+            raise InputError(checkpoint, f"the backbone weights do not fit ({err})") from None
+        return backbone, ckpt
+    return build_backbone(cfg.model), None
+
+
+def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone_checkpoint: str | None = None,
+             factors_path: str | None = None, progress: bool = True) -> Path:
+    """Fine-tune as ``cfg`` says; return the path of the written final.pt."""
+    tcfg = cfg.finetune
+    info = setup_distributed(tcfg)
+    set_threads(tcfg.threads)
+    data_dir, exp_dir = Path(data_dir), Path(exp_dir)
+    final = exp_dir / "final.pt"
+    if not (data_dir / "utt2spk").is_file():
+        raise InputError(data_dir / "utt2spk", "missing (run the prepare stage first)")
+    if factors_path and not Path(factors_path).is_file():
+        raise InputError(factors_path, "no such factors file (run the svd stage first)")
+    utt2spk = read_table(data_dir / "utt2spk")
+    train_utts, val_utts = split_validation(utt2spk, tcfg.val_utts_per_speaker, tcfg.seed)
+    kind = cfg.model.input_kind
+    kw = dict(kind=kind, crop_seconds=tcfg.crop_seconds, augment=cfg.augment,
+              noise_dir=cfg.augment.noise_dir, rir_dir=cfg.augment.rir_dir)
+    train_data = SpeakerData(data_dir, utts=train_utts, **kw)
+    val_data = SpeakerData(data_dir, utts=val_utts, speakers=train_data.speakers, **{**kw, "augment": None})
+    system = system_name(cfg)
+    if info.main:
+        log.info("system %s; %s: %d speakers, %d training and %d held-out utterances", system, data_dir,
+                 train_data.num_speakers, len(train_data), len(val_data))
+
+    torch.manual_seed(tcfg.seed)
+    backbone, pre_ckpt = load_backbone(cfg, backbone_checkpoint)
+    model = SpeakerModel(backbone, cfg.backend, train_data.num_speakers)
+    if pre_ckpt is not None and tcfg.init_backend:
+        saved_backend = pre_ckpt["config"]["backend"]
+        if saved_backend != cfg.backend.to_dict():
+            raise InputError(backbone_checkpoint, "its back-end has other settings than the backend section; "
+                                                  "set finetune.init_backend: false or match the settings")
+        model.backend.load_state_dict({k[len("backend."):]: v for k, v in pre_ckpt["model"].items() if k.startswith("backend.")})
+    root = adapter_root(model)
+    factors = None
+    if factors_path and cfg.adapter.method in USES_FACTORS:
+        from spectral.svd import load_factors
+
+        factors = _suffix_map(load_factors(factors_path), find_targets(root, cfg.adapter.targets), factors_path)
+    n_targets = len(find_targets(root, cfg.adapter.targets))
+    try:
+        apply_adapters(root, cfg.adapter, factors=factors)
+    except ValueError as err:
+        raise InputError(factors_path or "adapter config", str(err)) from None
+    if info.main:
+        log.info("adapter %s on %d modules: %d trainable backbone parameters, %d in all", cfg.adapter.method,
+                 n_targets, count_trainable(root), count_trainable(model))
+    fingerprint = {
+        "stage": "finetune", "system": system, "config": cfg.to_dict(), "backbone": str(backbone_checkpoint or cfg.model.path),
+        "factors": str(factors_path), "speakers": train_data.speakers, "utts": len(train_data),
+    }
+    for section in ("pretrain", "finetune"):
+        for key in ("threads", "device", "distributed", "checkpoint_every"):
+            fingerprint["config"][section].pop(key)
+
+    def write_final(trained, history) -> None:
+        adapters = adapter_state_dict(adapter_root(trained))
+        merged = copy.deepcopy(trained).cpu()
+        merge_adapters(adapter_root(merged))
+        ssl_config = None if cfg.model.backbone == "builtin" else merged.backbone.model.config.to_dict()
+        atomic_save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "model": {k: v.detach().cpu() for k, v in merged.state_dict().items()},
+                "config": {**cfg.to_dict(), "train": tcfg.to_dict(), "ssl_config": ssl_config},
+                "speakers": train_data.speakers,
+                "system": system,
+                "adapters": {k: v.cpu() for k, v in adapters.items()},
+                "trainable_params": count_trainable(trained),
+            },
+            final,
+        )
+        log.info("wrote %s (validation accuracy %.4f)", final, history[-1]["val_accuracy"])
+
+    train(model, train_data, val_data, tcfg, exp_dir, fingerprint, write_final, info, progress, desc="finetune")
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``spectral-finetune``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    cfg = resolve(parser, args)
+    if args.print_system_name:
+        print(system_name(cfg))
+        return 0
+    if not args.data_dir or not args.exp_dir:
+        parser.error("--data-dir and --exp-dir are required")
+    if cfg.model.backbone == "builtin" and not args.backbone_checkpoint:
+        parser.error("the builtin backbone needs --backbone-checkpoint (the pretrain stage's final.pt)")
+    log_config("spectral-finetune", args, cfg, int(os.environ.get("RANK", "0")))
+    return run_stage("spectral-finetune", lambda: finetune(cfg, args.data_dir, args.exp_dir, args.backbone_checkpoint,
+                                                          args.factors, not args.no_progress))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,376 @@
+"""The training loop shared by the pretrain and finetune stages: resumable, deterministic, DDP.
+
+Writes into the stage's exp directory:
+
+``checkpoints/last.pt``  every ``checkpoint_every`` steps and after every epoch, atomically
+                         (temporary name, then rename): the trainable tensors and the
+                         back-end's buffers, optimiser, scheduler, RNG states, position
+                         (epoch, step), the epoch's running sums and the log so far;
+``train_log.tsv``        one row per epoch: epoch, loss, accuracy, val_loss, val_accuracy,
+                         lr, seconds, trainable_params (rewritten whole after each epoch);
+``final.pt``             written by the caller's ``write_final`` when the last epoch is done.
+
+Every batch, crop and dropout mask is a function of (seed, epoch, step), so a run killed at
+any point (SIGKILL included) and started again ends with the same weights as one that was
+never interrupted. Under ``torchrun`` with ``distributed: true`` the model is wrapped in
+DistributedDataParallel (gloo on CPU, nccl on GPU); each process takes every
+world_size-th item of the global batch, so the result equals one process with that batch.
+A NaN or infinite loss stops training before the step is applied, keeping the last good
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from spectral.errors import InputError
+from spectral.train.config import TrainConfig
+from spectral.train.data import SpeakerData
+
+log = logging.getLogger("spectral.train")
+
+LAST_FORMAT = "spectral-last/1"
+LOG_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "trainable_params")
+
+
+class TrainingStopped(RuntimeError):
+    """Training cannot go on (a non-finite loss); the message says where and what was kept."""
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """torch.save to a temporary name beside ``path``, flushed to disk, then renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to a temporary name beside ``path`` and rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def resumable_state(model: nn.Module) -> dict[str, Tensor]:
+    """What changes during training: every trainable parameter and every buffer outside the backbone."""
+    state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    for name, buf in model.named_buffers():
+        if not name.startswith("backbone."):
+            state[name] = buf.detach().clone()
+    return state
+
+
+def load_resumable_state(model: nn.Module, state: dict[str, Tensor], source: Path) -> None:
+    """Copy a :func:`resumable_state` back into ``model``; InputError naming ``source`` when it does not fit."""
+    expected = resumable_state(model)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise InputError(source, f"checkpoint does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    own = dict(model.named_parameters())
+    own.update(dict(model.named_buffers()))
+    with torch.no_grad():
+        for key, value in state.items():
+            if own[key].shape != value.shape:
+                raise InputError(source, f"checkpoint tensor {key!r} has shape {tuple(value.shape)}, the model expects {tuple(own[key].shape)}")
+            own[key].copy_(value)
+
+
+@dataclass
+class DistInfo:
+    """Where this process stands: rank, world size, device."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(tcfg: TrainConfig) -> DistInfo:
+    """Join the process group torchrun describes (when configured), choose the device.
+
+    Without ``distributed: true`` or outside torchrun (WORLD_SIZE unset or 1) this is one process.
+    """
+    if tcfg.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device is 'cuda' but no CUDA device is available")
+    cuda = tcfg.device == "cuda" or (tcfg.device == "auto" and torch.cuda.is_available())
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if not (tcfg.distributed and world > 1):
+        return DistInfo(0, 1, torch.device("cuda" if cuda else "cpu"))
+    if tcfg.batch_size % world:
+        raise ValueError(f"batch_size {tcfg.batch_size} must be divisible by the {world} processes")
+    rank = int(os.environ["RANK"])
+    local = int(os.environ.get("LOCAL_RANK", rank))
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    device = torch.device(f"cuda:{local}") if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    return DistInfo(rank, world, device)
+
+
+def make_optimizer(params: list[nn.Parameter], tcfg: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimiser over ``params``."""
+    if tcfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=tcfg.lr, momentum=tcfg.momentum, weight_decay=tcfg.weight_decay)
+    if tcfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    return torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+
+
+def lr_factor(step: int, steps_per_epoch: int, tcfg: TrainConfig) -> float:
+    """Multiplier of the peak lr at global ``step``: linear warm-up, then lr_decay per epoch."""
+    warm = min(1.0, (step + 1) / tcfg.warmup_steps) if tcfg.warmup_steps else 1.0
+    return warm * tcfg.lr_decay ** (step // steps_per_epoch)
+
+
+class _WithLoss(nn.Module):
+    """model + head as one module, so DistributedDataParallel sees the whole graph."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        return self.model.head(self.model(x), y)
+
+
+def _step_seed(seed: int, epoch: int, step: int, rank: int) -> int:
+    return int(np.random.default_rng([seed, epoch, step, rank, 17]).integers(2**62))
+
+
+@torch.no_grad()
+def validate(model: nn.Module, data: SpeakerData, batch_size: int, device: torch.device) -> tuple[float, float]:
+    """(mean loss, accuracy) on ``data`` with centre crops, eval mode; (nan, nan) when it is empty."""
+    if len(data) == 0:
+        return math.nan, math.nan
+    was = model.training
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for i in range(0, len(data), batch_size):
+        utts = data.utts[i : i + batch_size]
+        items = [type("I", (), {"utt": u, "label": data.label_of[data.utt2spk[u]]})() for u in utts]
+        x, y = data.batch(items, [None] * len(items), augment=False)
+        x, y = x.to(device), y.to(device)
+        loss, cos = model.head(model(x), y)
+        loss_sum += float(loss) * len(utts)
+        correct += int((cos.argmax(dim=1) == y).sum())
+    model.train(was)
+    return loss_sum / len(data), correct / len(data)
+
+
+def _fmt(value: float) -> str:
+    return "nan" if value != value else f"{value:.6g}"
+
+
+def write_train_log(path: Path, rows: list[dict]) -> None:
+    """train_log.tsv: a header and one tab-separated row per finished epoch."""
+    lines = ["\t".join(LOG_COLUMNS)]
+    for row in rows:
+        lines.append("\t".join(str(row[c]) if isinstance(row[c], int) else _fmt(row[c]) for c in LOG_COLUMNS))
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def train(
+    model: nn.Module,
+    train_data: SpeakerData,
+    val_data: SpeakerData,
+    tcfg: TrainConfig,
+    exp_dir: str | Path,
+    fingerprint: dict[str, Any],
+    write_final: Callable[[nn.Module, list[dict]], None],
+    dist_info: DistInfo | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> list[dict]:
+    """Train ``model`` (a SpeakerModel with its head; trainable = requires_grad) and call ``write_final``.
+
+    Resumes from ``exp_dir/checkpoints/last.pt`` when one exists and its ``fingerprint`` (the
+    settings that determine the result) equals this run's; raises InputError otherwise.
+    Returns the per-epoch log rows. Raises TrainingStopped on a non-finite loss.
+    """
+    info = dist_info or DistInfo()
+    exp_dir = Path(exp_dir)
+    last_path = exp_dir / "checkpoints" / "last.pt"
+    model.to(info.device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters")
+    n_trainable = sum(p.numel() for p in params)
+    steps = tcfg.steps_per_epoch or max(1, math.ceil(len(train_data) / tcfg.batch_size))
+    opt = make_optimizer(params, tcfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, tcfg))
+    fp = json.loads(json.dumps(fingerprint, sort_keys=True))
+    epoch, step = 0, 0
+    sums = {"loss": 0.0, "correct": 0.0, "count": 0.0, "seconds": 0.0}
+    history: list[dict] = []
+    if last_path.exists():
+        try:
+            ckpt = torch.load(last_path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise InputError(last_path, f"cannot read the checkpoint ({type(err).__name__}: {err}); remove it to start afresh") from None
+        if not isinstance(ckpt, dict) or ckpt.get("format") != LAST_FORMAT:
+            raise InputError(last_path, f"not a {LAST_FORMAT} checkpoint; remove it to start afresh")
+        if ckpt["fingerprint"] != fp:
+            raise InputError(last_path, "was written by a run with other settings; remove it (or the exp directory) to start afresh")
+        load_resumable_state(model, ckpt["state"], last_path)
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
+        sums = {k: float(v) for k, v in ckpt["sums"].items()}
+        history = [dict(r) for r in ckpt["history"]]
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        np.random.set_state(_to_numpy_state(ckpt["rng"]["numpy"]))
+        random.setstate(_to_python_state(ckpt["rng"]["python"]))
+        if info.main:
+            log.info("resuming from %s at epoch %d, step %d of %d", last_path, epoch + 1, step, steps)
+    elif info.main:
+        log.info("training from scratch: %d epochs of %d steps, %d trainable parameters", tcfg.epochs, steps, n_trainable)
+
+    wrapped: nn.Module = _WithLoss(model)
+    if info.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        wrapped = DistributedDataParallel(wrapped, device_ids=[info.device] if info.device.type == "cuda" else None)
+
+    def save_last(ep: int, st: int) -> None:
+        if not info.main:
+            return
+        atomic_save(
+            {
+                "format": LAST_FORMAT,
+                "fingerprint": fp,
+                "state": resumable_state(model),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "epoch": ep,
+                "step": st,
+                "sums": dict(sums),
+                "history": history,
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "numpy": _from_numpy_state(np.random.get_state()),
+                    "python": _from_python_state(random.getstate()),
+                },
+            },
+            last_path,
+        )
+
+    while epoch < tcfg.epochs:
+        lr_now = opt.param_groups[0]["lr"]
+        bar = tqdm(total=steps, initial=step, desc=f"{desc} epoch {epoch + 1}/{tcfg.epochs}", unit="step",
+                   disable=not (progress and info.main), dynamic_ncols=True)
+        started = time.perf_counter()
+        model.train()
+        while step < steps:
+            rng = np.random.default_rng([tcfg.seed, epoch, step])
+            items = train_data.sample_batch(rng, tcfg.batch_size, tcfg.utts_per_speaker)
+            mine = list(range(info.rank, len(items), info.world))
+            rngs = [np.random.default_rng([tcfg.seed, epoch, step, i]) for i in mine]
+            x, y = train_data.batch([items[i] for i in mine], rngs, augment=True)
+            x, y = x.to(info.device), y.to(info.device)
+            torch.manual_seed(_step_seed(tcfg.seed, epoch, step, info.rank))
+            loss, cos = wrapped(x, y)
+            stats = torch.stack([loss.detach() * len(mine), (cos.detach().argmax(dim=1) == y).sum().to(loss.dtype),
+                                 torch.tensor(float(len(mine)), dtype=loss.dtype, device=loss.device)])
+            if info.world > 1:
+                dist.all_reduce(stats)
+            if not torch.isfinite(stats[0]):
+                where = f"epoch {epoch + 1}, step {step + 1}"
+                kept = f"the last good checkpoint is kept at {last_path}" if last_path.exists() else "no checkpoint had been written yet"
+                raise TrainingStopped(
+                    f"non-finite loss ({float(stats[0] / stats[2])}) at {where}; training stopped before applying "
+                    f"the step; {kept}. Lower the learning rate or check the input features."
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if tcfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            sums["loss"] += float(stats[0])
+            sums["correct"] += float(stats[1])
+            sums["count"] += float(stats[2])
+            bar.update(1)
+            bar.set_postfix(loss=f"{sums['loss'] / sums['count']:.3f}", acc=f"{sums['correct'] / sums['count']:.3f}",
+                            lr=f"{opt.param_groups[0]['lr']:.2e}")
+            if step % tcfg.checkpoint_every == 0 and step < steps:
+                sums["seconds"] += time.perf_counter() - started
+                started = time.perf_counter()
+                save_last(epoch, step)
+        bar.close()
+        val_loss, val_acc = validate(model, val_data, tcfg.batch_size, info.device)
+        sums["seconds"] += time.perf_counter() - started
+        row = {
+            "epoch": epoch + 1,
+            "loss": sums["loss"] / max(sums["count"], 1),
+            "accuracy": sums["correct"] / max(sums["count"], 1),
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "lr": lr_now,
+            "seconds": sums["seconds"],
+            "trainable_params": n_trainable,
+        }
+        history.append(row)
+        if info.main:
+            log.info("epoch %d/%d: loss %.4f, accuracy %.4f, validation loss %.4f, accuracy %.4f, lr %.3g, %.1f s",
+                     epoch + 1, tcfg.epochs, row["loss"], row["accuracy"], val_loss, val_acc, lr_now, row["seconds"])
+        epoch, step = epoch + 1, 0
+        sums = {"loss": 0.0, "correct": 0.0, "count": 0.0, "seconds": 0.0}
+        save_last(epoch, step)
+        if info.main:
+            write_train_log(exp_dir / "train_log.tsv", history)
+    if info.main:
+        write_final(model, history)
+    if info.world > 1:
+        dist.barrier()
+    return history
+
+
+def _from_python_state(state: tuple) -> list:
+    version, internal, gauss = state
+    return [version, torch.tensor(internal, dtype=torch.int64), gauss]
+
+
+def _to_python_state(data: list) -> tuple:
+    version, internal, gauss = data
+    return (int(version), tuple(int(v) for v in internal.tolist()), gauss)
+
+
+def _from_numpy_state(state: tuple) -> list:
+    name, keys, pos, has_gauss, cached = state
+    return [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]
+
+
+def _to_numpy_state(data: list) -> tuple:
+    name, keys, pos, has_gauss, cached = data
+    return (name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached))

@@ -1,0 +1,117 @@
+"""Stage pretrain: train the built-in backbone with a speaker back-end on the pre-training corpus.
+
+Only where no pre-trained checkpoint is configured (the embedded default). Reads
+``<data-dir>/{utt2spk,feats.scp}`` (``wav.scp`` too with waveform augmentation); writes
+``<exp-dir>/final.pt`` (format in :mod:`spectral.models.speaker`), ``train_log.tsv`` and
+``checkpoints/last.pt`` (see :mod:`spectral.train.loop`). Settings: the ``model``,
+``backend``, ``pretrain`` and ``augment`` sections. Command line: ``spectral-pretrain``;
+shell stage: ``steps/pretrain.sh``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from spectral.errors import InputError
+from spectral.models import BuiltinBackbone, SpeakerModel
+from spectral.models.speaker import CHECKPOINT_FORMAT
+from spectral.train.common import add_common_arguments, log_config, resolve, run_stage, set_threads
+from spectral.train.config import RunConfig
+from spectral.train.data import SpeakerData, split_validation
+from spectral.train.loop import atomic_save, setup_distributed, train
+
+log = logging.getLogger("spectral-pretrain")
+
+EXAMPLE = """example:
+  spectral-pretrain --data-dir data/pretrain --exp-dir exp/pretrain/builtin --config conf/config.yaml
+  spectral-pretrain --data-dir data/pretrain --exp-dir exp/pretrain/builtin --set pretrain.epochs=2
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spectral-pretrain", description=__doc__.split("\n\n")[0], epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data-dir", required=True, help="Kaldi data directory of the pre-training corpus")
+    parser.add_argument("--exp-dir", required=True, help="output directory (final.pt, train_log.tsv, checkpoints/)")
+    add_common_arguments(parser)
+    return parser
+
+
+def _train_fingerprint(tcfg) -> dict:
+    d = tcfg.to_dict()
+    for key in ("threads", "device", "distributed", "checkpoint_every"):
+        d.pop(key)
+    return d
+
+
+def pretrain(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, progress: bool = True) -> Path:
+    """Pre-train the built-in backbone on ``data_dir``; return the path of the written final.pt."""
+    if cfg.model.backbone != "builtin":
+        raise ValueError(f"the pretrain stage trains the builtin backbone only (model.backbone is {cfg.model.backbone!r})")
+    tcfg = cfg.pretrain
+    info = setup_distributed(tcfg)
+    set_threads(tcfg.threads)
+    exp_dir = Path(exp_dir)
+    final = exp_dir / "final.pt"
+    data_dir = Path(data_dir)
+    if not (data_dir / "utt2spk").is_file():
+        raise InputError(data_dir / "utt2spk", "missing (run the prepare stage first)")
+    from spectral.data.kaldi import read_table
+
+    utt2spk = read_table(data_dir / "utt2spk")
+    train_utts, val_utts = split_validation(utt2spk, tcfg.val_utts_per_speaker, tcfg.seed)
+    kw = dict(kind="fbank", crop_seconds=tcfg.crop_seconds, augment=cfg.augment,
+              noise_dir=cfg.augment.noise_dir, rir_dir=cfg.augment.rir_dir)
+    train_data = SpeakerData(data_dir, utts=train_utts, **kw)
+    val_data = SpeakerData(data_dir, utts=val_utts, speakers=train_data.speakers, **{**kw, "augment": None})
+    if info.main:
+        log.info("%s: %d speakers, %d training and %d held-out utterances", data_dir, train_data.num_speakers,
+                 len(train_data), len(val_data))
+    torch.manual_seed(tcfg.seed)
+    model = SpeakerModel(BuiltinBackbone(cfg.model.builtin), cfg.backend, train_data.num_speakers)
+    fingerprint = {
+        "stage": "pretrain", "model": cfg.model.to_dict(), "backend": cfg.backend.to_dict(),
+        "train": _train_fingerprint(tcfg), "augment": cfg.augment.to_dict(),
+        "speakers": train_data.speakers, "utts": len(train_data),
+    }
+
+    def write_final(trained, history) -> None:
+        atomic_save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "model": {k: v.detach().cpu() for k, v in trained.state_dict().items()},
+                "config": {"model": cfg.model.to_dict(), "backend": cfg.backend.to_dict(), "adapter": None,
+                           "train": tcfg.to_dict(), "augment": cfg.augment.to_dict(), "ssl_config": None},
+                "speakers": train_data.speakers,
+                "system": f"pretrain_{cfg.model.backbone}",
+            },
+            final,
+        )
+        log.info("wrote %s (validation accuracy %.4f)", final, history[-1]["val_accuracy"])
+
+    train(model, train_data, val_data, tcfg, exp_dir, fingerprint, write_final, info, progress, desc="pretrain")
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``spectral-pretrain``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    cfg = resolve(parser, args)
+    if cfg.model.backbone != "builtin":
+        parser.error(f"the pretrain stage trains the builtin backbone only (model.backbone is {cfg.model.backbone!r})")
+    import os
+
+    log_config("spectral-pretrain", args, cfg, int(os.environ.get("RANK", "0")))
+    return run_stage("spectral-pretrain", lambda: pretrain(cfg, args.data_dir, args.exp_dir, not args.no_progress))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
