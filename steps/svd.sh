@@ -36,6 +36,9 @@ if [ -d "$ckpt" ]; then
 elif [ ! -s "$ckpt" ]; then
   echo "$0: checkpoint $ckpt missing or empty (run the pretrain stage first, or give a model directory)" >&2; exit 1
 fi
+# Idle OpenMP threads sleep rather than spin: where other jobs share the cores, spinning makes
+# the multi-threaded LAPACK SVD many times slower.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 case "$method" in full|lowrank) ;; *) echo "$0: --method must be full or lowrank, got '$method'" >&2; exit 1 ;; esac
 spectral-svd --targets "$targets" --top-k "$top_k" --bottom "$bottom" --method "$method" \
   --oversample "$oversample" --niter "$niter" --seed "$seed" --dtype "$dtype" \

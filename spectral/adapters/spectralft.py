@@ -84,8 +84,9 @@ class SpectralFTLayer(_PrincipalSubspace):
     def delta_factors(self) -> tuple[Tensor, Tensor]:
         """(L (m x 2r), R (2r x n)) with L @ R = U' S V'^T - U S V^T, the change of W."""
         s = self.scaling
-        v_adapted = self.V + s * (self.B_V @ self.A_V)  # n x k
-        p = (self.A_U * self.S) @ v_adapted.T  # r x n:  A_U S V'^T
+        a_u_s = self.A_U * self.S  # r x k
+        # P = A_U S V'^T with V' = V + s B_V A_V, without forming V' (n x k)
+        p = a_u_s @ self.V.T + s * ((a_u_s @ self.A_V.T) @ self.B_V.T)  # r x n
         q = (self.U * self.S) @ self.A_V.T  # m x r:  U S A_V^T
         left = torch.cat([s * self.B_U, q], dim=1)
         right = torch.cat([p, s * self.B_V.T], dim=0)
@@ -103,7 +104,7 @@ class SpectralFTLayer(_PrincipalSubspace):
     def _costs(self, tokens: int, grad: bool) -> tuple[float, float]:
         m, n, r, k = self.out_features, self.in_features, self.rank, self.top_k
         mult = 3 if grad else 1
-        setup = float(r) * k * (2 * n + m)
+        setup = float(r) * k * (n + m + r) + float(r) * r * n
         big_f, big_m = self._base_costs(tokens, grad)
         factored = big_f + mult * (setup + float(tokens) * 2 * r * (m + n))
         materialised = big_m + mult * (setup + 2.0 * r * m * n)
