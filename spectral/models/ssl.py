@@ -5,7 +5,11 @@ The paper's backbones. :func:`load_ssl_backbone` reads a ``save_pretrained`` dir
 :class:`SSLBackbone`, which takes raw 16 kHz waveform (batch, samples) and returns every
 hidden state (the CNN/positional output and each Transformer layer's). The ``transformers``
 model sits in ``.model``; adapters go into it, so their names (``encoder.layers.N.attention.
-q_proj``) are those the svd stage reads from the same directory. The model's own
+q_proj``) are those the svd stage reads from the same directory. WavLM's attention hands its projection *weights* to
+``F.multi_head_attention_forward`` instead of calling the projection modules, so a wrapped
+``q_proj`` would be bypassed (its adapters would never act nor get a gradient);
+:func:`call_projections` rebinds that attention to call ``q_proj``, ``k_proj``, ``v_proj``
+and ``out_proj`` as modules, computing the same function. The model's own
 SpecAugment and layer drop are switched off: masking is the data pipeline's job, and
 dropping layers at random breaks resumable, deterministic training. Reads the model
 directory only.
@@ -13,10 +17,13 @@ directory only.
 
 from __future__ import annotations
 
+import math
 import os
+import types
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spectral.errors import InputError
@@ -55,6 +62,41 @@ class SSLBackbone(nn.Module):
         return list(out.hidden_states)
 
 
+def _attention_through_modules(
+    self: nn.Module, hidden_states: Tensor, attention_mask: Tensor | None, gated_position_bias: Tensor
+) -> tuple[Tensor, Tensor]:
+    """WavLMAttention.torch_multi_head_self_attention, calling the projections as modules."""
+    b, t, d = hidden_states.shape
+    h = self.num_heads
+    hd = d // h
+
+    def heads(y: Tensor) -> Tensor:
+        return y.view(b, t, h, hd).transpose(1, 2)
+
+    q, k, v = heads(self.q_proj(hidden_states)), heads(self.k_proj(hidden_states)), heads(self.v_proj(hidden_states))
+    bias = gated_position_bias.view(b, h, t, t)
+    if attention_mask is not None:
+        bias = bias.masked_fill(attention_mask.ne(1)[:, None, None, :], float("-inf"))
+    scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(hd) + bias
+    weights = torch.softmax(scores, dim=-1)
+    out = torch.matmul(F.dropout(weights, p=self.dropout, training=self.training), v)
+    return self.out_proj(out.transpose(1, 2).reshape(b, t, d)), weights
+
+
+def call_projections(model: nn.Module) -> int:
+    """Make every WavLM attention of ``model`` call its projection modules; return how many were changed.
+
+    Without this, adapters wrapped around WavLM's ``q_proj``/``k_proj``/``v_proj``/``out_proj``
+    are silently bypassed (transformers reads their ``.weight`` directly).
+    """
+    changed = 0
+    for module in model.modules():
+        if hasattr(module, "torch_multi_head_self_attention") and hasattr(module, "q_proj"):
+            module.torch_multi_head_self_attention = types.MethodType(_attention_through_modules, module)
+            changed += 1
+    return changed
+
+
 def load_ssl_backbone(path: str | Path, kind: str) -> SSLBackbone:
     """Load a WavLM or HuBERT ``save_pretrained`` directory offline; return the wrapped backbone.
 
@@ -87,6 +129,7 @@ def load_ssl_backbone(path: str | Path, kind: str) -> SSLBackbone:
         model = getattr(transformers, class_name).from_pretrained(str(path), config=config, local_files_only=True)
     except Exception as err:
         raise InputError(path, f"cannot load the {kind} model ({type(err).__name__}: {err})") from None
+    call_projections(model)
     return SSLBackbone(model, kind)
 
 
@@ -99,4 +142,6 @@ def ssl_backbone_from_config(config: dict, kind: str) -> SSLBackbone:
     cfg = cfg_class.from_dict(config)
     cfg.apply_spec_augment = False
     cfg.layerdrop = 0.0
-    return SSLBackbone(getattr(transformers, class_name)(cfg), kind)
+    model = getattr(transformers, class_name)(cfg)
+    call_projections(model)
+    return SSLBackbone(model, kind)
