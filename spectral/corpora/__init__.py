@@ -1,0 +1,1 @@
+"""Corpora: the embedded synthetic corpus generator and real-corpus preparation stages."""
