@@ -9,8 +9,7 @@ scores are single precision; target and non-target scores are sorted ascending; 
 target position ``p = 0, 1, ..., n_tgt - 2`` the non-target position is
 ``n_non - 1 - trunc(n_non * p / n_tgt)`` (clamped at 0), and the first ``p`` where that
 non-target score is below the target score gives ``EER = p / n_tgt`` and the threshold
-``target[p]`` (``p = n_tgt - 1`` when none does).  No interpolation.  The search is done
-for every ``p`` at once with numpy.  Output as Kaldi's: ``100 * EER`` to stdout with 4
+``target[p]`` (``p = n_tgt - 1`` when none does).  No interpolation.  Output as Kaldi's: ``100 * EER`` to stdout with 4
 significant digits (C++ ``precision(4)``, i.e. ``%.4g``; Kaldi omits the final newline,
 we print one) and ``Equal error rate is X%, at threshold Y`` (``%g``) to stderr.
 
@@ -23,17 +22,25 @@ divided by ``min(c_miss * p_target, c_fa * (1 - p_target))``, is the minDCF, rep
 with the score at that position as threshold.  Output as Kaldi's: ``{:.4f}`` to stdout,
 ``minDCF is X at threshold Y (p-target=..., c-miss=..., c-fa=...)`` to stderr.
 
-The stable order is built without a stable argsort of all scores: targets and
-non-targets are each sorted (numpy's vectorised sort) and merged by ``searchsorted``;
-only values shared by a target and a non-target need their file order, and only the
-elements holding them are sorted again, by (value, input index).  The EER search is
-a bisection, valid because Kaldi's stopping test is monotone in the target position.  Every floating-point operation of Kaldi's loop is
-applied in the same order to whole arrays, so the results are bit-identical.
+How it is fast and still exact:
 
-Differences from Kaldi, on bad input only: a NaN score, an unknown trial label and a
-trials line without three fields are refused with a message naming file and line
-(Kaldi sorts NaN with undefined results, counts any label other than ``target`` as a
-non-target, and fails with a Python traceback).
+- EER: the two sorts are numpy's vectorised sorts; Kaldi's stopping test is monotone
+  in the target position, so a bisection finds Kaldi's first stopping position with
+  O(log n) evaluations of that same test.
+- minDCF: the stable order is built without a stable argsort of all scores: targets and
+  non-targets are each sorted and merged by ``searchsorted``; only values held by both a
+  target and a non-target need their file order, and only the elements holding them are
+  sorted again, by (value, input index).  ``c_det`` is then evaluated, with Kaldi's
+  arithmetic, only where its first minimum can lie (see :func:`compute_min_dcf`);
+  :func:`compute_error_rates` gives every position for the DET curve.
+
+Both agree with literal loop re-implementations bit for bit (``tests/scoring``).
+
+Differences from Kaldi, on bad input only: a NaN score, an unknown trial label, a
+trials or score line without three fields and costs whose normaliser
+``min(c_miss * p_target, c_fa * (1 - p_target))`` is 0 are refused with a message naming
+what is wrong (Kaldi sorts NaN with undefined results, counts any label other than
+``target`` as a non-target, and stops with a Python traceback).
 
 Example::
 
@@ -107,23 +114,44 @@ def _eer_of_sorted(tgt: np.ndarray, non: np.ndarray) -> tuple[float, float]:
     return eer, float(tgt[hit])
 
 
-def _members(scores: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Ascending indices of the ``scores`` equal to one of the sorted ``values``.
+def _candidates(scores: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Ascending indices of the ``scores`` that may equal one of ``values``: every one
+    that does, and a few that do not.
 
-    A hash table of the values first discards most scores cheaply (one multiply and one
-    lookup each); only the few that pass are searched for exactly.
+    A hash set of the values, one bit per slot so that it stays in cache, discards most
+    scores with a few integer operations each, in blocks that reuse their buffers.
     """
-    bits = int(min(24, max(16, np.ceil(np.log2(values.size * 16)))))
+    bits = int(min(27, max(16, np.ceil(np.log2(values.size * 32)))))
+    multiplier, shift = np.uint64(0x9E3779B97F4A7C15), np.uint64(64 - bits)
+    block = min(1 << 16, max(scores.size, values.size))
+    buffer = np.empty(block, dtype=np.float64)
+    slot = buffer.view(np.uint64)
+    byte = np.empty(block, dtype=np.uint64)
+    packed = np.empty(block, dtype=np.uint8)
 
-    def bucket(x: np.ndarray) -> np.ndarray:
-        raw = (x + 0.0).view(np.uint64)  # + 0.0 turns -0.0 into 0.0, which it equals
-        return ((raw * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits)).astype(np.intp)
+    def hash_slots(x: np.ndarray) -> np.ndarray:
+        n = x.size
+        np.add(x, 0.0, out=buffer[:n])  # turns -0.0 into 0.0, which it equals
+        np.multiply(slot[:n], multiplier, out=slot[:n])
+        np.right_shift(slot[:n], shift, out=slot[:n])
+        return slot[:n]
 
     table = np.zeros(1 << bits, dtype=bool)
-    table[bucket(values)] = True
-    candidates = np.flatnonzero(table[bucket(scores)])
-    slot = np.minimum(np.searchsorted(values, scores[candidates]), values.size - 1)
-    return candidates[values[slot] == scores[candidates]]
+    for start in range(0, values.size, block):
+        table[hash_slots(values[start:start + block]).view(np.int64)] = True
+    table = np.packbits(table, bitorder="little")
+    seven, three = np.uint64(7), np.uint64(3)
+    found = []
+    for start in range(0, scores.size, block):
+        chunk = scores[start:start + block]
+        n = chunk.size
+        where = hash_slots(chunk)
+        np.right_shift(where, three, out=byte[:n])
+        np.take(table, byte[:n].view(np.int64), out=packed[:n])
+        np.bitwise_and(where, seven, out=where)
+        np.right_shift(packed[:n], where.astype(np.uint8), out=packed[:n])
+        found.append(np.flatnonzero(packed[:n] & 1) + start)
+    return np.concatenate(found)
 
 
 def _stable_order(scores: np.ndarray, is_target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -133,28 +161,32 @@ def _stable_order(scores: np.ndarray, is_target: np.ndarray) -> tuple[np.ndarray
     sorted_is_target)``: the sorted target and non-target scores and the labels in
     Kaldi's order (the scores in that order are ``tgt`` and ``non`` merged by the labels).
     """
-    tgt = np.sort(scores[is_target])
-    non = np.sort(scores[~is_target])
+    tgt = np.sort(np.compress(is_target, scores))  # compress: faster than a mask index
+    non = np.sort(np.compress(~is_target, scores))
     # Each target goes after every smaller target and every smaller non-target; equal
     # targets are interchangeable, and so are equal non-targets.
     below = np.searchsorted(non, tgt, side="left")
-    position = below + np.arange(tgt.size, dtype=np.int64)
+    # Targets whose value a non-target holds too (only targets with some non-target at
+    # or above them can be; they are the first `prefix` ones).
+    prefix = int(np.searchsorted(below, non.size))
+    shared = np.compress(non[below[:prefix]] == tgt[:prefix], tgt[:prefix])
+    position = below
+    position += np.arange(tgt.size, dtype=np.int64)
     sorted_is_target = np.zeros(scores.size, dtype=bool)
     sorted_is_target[position] = True
-    if tgt.size == 0 or non.size == 0:
-        return tgt, non, sorted_is_target
     # That places the targets of a value held by both classes before its non-targets;
     # Kaldi's stable sort keeps their input order instead.  Re-order only the elements
     # holding such values.
-    shared = tgt[non[np.minimum(below, non.size - 1)] == tgt]
     if shared.size:
         values = shared[np.concatenate(([True], shared[1:] != shared[:-1]))]
-        members = _members(scores, values)
-        # Sort by (value, input index) with one integer sort of a packed key.
-        key = np.searchsorted(values, scores[members]) * np.int64(scores.size) + members
-        key.sort()
-        group, index = np.divmod(key, scores.size)
-        rank = np.arange(key.size, dtype=np.int64) - np.searchsorted(group, group)
+        candidates = _candidates(scores, values)
+        candidate_scores = scores[candidates]
+        order = np.argsort(candidate_scores, kind="stable")     # by (value, input index)
+        candidate_scores = candidate_scores[order]
+        group = np.searchsorted(values, candidate_scores)
+        member = values[np.minimum(group, values.size - 1)] == candidate_scores
+        group, index = group[member], candidates[order][member]
+        rank = np.arange(group.size, dtype=np.int64) - np.searchsorted(group, group)
         start = (np.searchsorted(tgt, values, side="left")
                  + np.searchsorted(non, values, side="left"))
         sorted_is_target[start[group] + rank] = is_target[index]
