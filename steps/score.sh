@@ -64,6 +64,6 @@ opts=()
 report_opts=()
 [ -z "$results" ] || report_opts+=(--results "$results")
 
-spectral-score "${opts[@]}" "$xvector_scp" "$trials" "$dir/$name.score"
-spectral-report --system "$system" "${report_opts[@]}" --list "$name" "$trials" "$dir/$name.score"
+spectral-score ${opts[@]+"${opts[@]}"} "$xvector_scp" "$trials" "$dir/$name.score"
+spectral-report --system "$system" ${report_opts[@]+"${report_opts[@]}"} --list "$name" "$trials" "$dir/$name.score"
 echo "$0: wrote $dir/$name.score, $dir/$name.metrics.json, $dir/$name.det.png${results:+ and $results}"
