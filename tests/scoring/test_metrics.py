@@ -169,7 +169,7 @@ costs = st.tuples(st.sampled_from([0.01, 0.001, 0.05, 0.5, 0.99, 1e-300]),
     lambda c: min(c[1] * c[0], c[2] * (1 - c[0])) > 0)  # else Kaldi divides by zero
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(trial_lists)
 def test_eer_equals_kaldi_literal(trials):
     scores = np.array([s for s, _ in trials])
@@ -178,7 +178,7 @@ def test_eer_equals_kaldi_literal(trials):
         kaldi_compute_eer(scores[is_target], scores[~is_target])
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(trial_lists, costs)
 def test_min_dcf_equals_kaldi_literal(trials, cost):
     p_target, c_miss, c_fa = cost

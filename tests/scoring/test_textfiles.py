@@ -21,7 +21,7 @@ from spectral.scoring.textfiles import (
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.text(alphabet="ab1 \t\n\r\x0b\x0c\x1c\x1f", min_size=1, max_size=80))
 def test_numpy_field_count_equals_str_split(text):
     expected = [len(line.split()) for line in _lines(text)]
