@@ -25,5 +25,5 @@ rule corpus:
     benchmark:
         "benchmarks/corpus.tsv"
     shell:
-        "{params.stage} --nj {threads} {params.options}"
-        " --target-dir {params.target_dir} --pretrain-dir {params.pretrain_dir} > {log} 2>&1"
+        "{params.stage} --no-progress --nj {threads} {params.options}"
+        " {params.target_dir} {params.pretrain_dir} > {log} 2>&1"
