@@ -8,6 +8,11 @@ went through a telephone line (300-3,400 Hz and G.711 mu-law, mu = 255), and the
 level (+-10 dB). Utterances within a session vary a little (SNR +-2 dB, level +-1 dB);
 sessions vary a lot, which is what makes two sessions of one speaker hard to match.
 
+The chain is linear up to the telephone line, so it is applied where it is cheapest: the
+microphone response (:func:`channel_response`) inside the synthesiser's frequency-domain
+pass and once per session on its background (:func:`session_background`); :func:`record`
+then adds the room, the background at the utterance's SNR, the line and the level.
+
 A :class:`ChannelProfile` holds the ranges one domain draws its sessions from:
 :data:`PRETRAIN_PROFILE` is clean (wideband, high SNR, stationary noise, few small rooms);
 :func:`target_profile` is VoxCeleb-like and takes the difficulty knobs of the config.
@@ -20,11 +25,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.fft
 
-from .noise import NOISE_KINDS
+from .noise import NOISE_KINDS, noise_of_kind
 from .synth import SAMPLE_RATE
 
 MU = 255.0
 _REFERENCE_DBFS = -26.0  # active-speech level of a session at level_db = 0
+_GRID = np.linspace(0.0, SAMPLE_RATE / 2, 2049)  # responses are smooth: evaluate here, interpolate
+_TELEPHONE_LOWPASS = 1.0 / np.sqrt(1.0 + (_GRID / 3700.0) ** 24)
 
 
 @dataclass(frozen=True)
@@ -193,48 +200,72 @@ def mu_law(x: np.ndarray) -> np.ndarray:
     return np.sign(q) * np.expm1(np.abs(q) * np.log1p(MU)) / MU
 
 
+def _through(x: np.ndarray, response_on_grid: np.ndarray) -> np.ndarray:
+    """``x`` filtered by a zero-phase magnitude response given on :data:`_GRID`."""
+    n_fft = scipy.fft.next_fast_len(x.size + 2048, real=True)
+    freqs = np.arange(n_fft // 2 + 1) * (SAMPLE_RATE / n_fft)
+    return scipy.fft.irfft(scipy.fft.rfft(x, n_fft) * np.interp(freqs, _GRID, response_on_grid), n_fft)[: x.size]
+
+
+def session_background(
+    session: Session, n: int, rng: np.random.Generator, babble: np.ndarray | None
+) -> np.ndarray:
+    """The session's background as its microphone hears it, ``n`` samples.
+
+    Noise of the session's kind at ``snr_db`` and a white noise floor 45-60 dB down, both
+    through the microphone/line response and both relative to an active-speech power of 1
+    (:func:`record` scales them to the speech it is added to).
+    """
+    n_fft = scipy.fft.next_fast_len(n + 2048, real=True)
+    n_bins = n_fft // 2 + 1
+    response = np.interp(np.arange(n_bins) * (SAMPLE_RATE / n_fft), _GRID, channel_response(session, _GRID))
+    weight = np.full(n_bins, 2.0)  # Parseval weights of a one-sided spectrum
+    weight[0] = 1.0
+    if n_fft % 2 == 0:
+        weight[-1] = 1.0
+    floor = (rng.standard_normal(n_bins) + 1j * rng.standard_normal(n_bins)) * response  # white, drawn as a spectrum
+    floor_power = float(np.sum(weight * np.abs(floor) ** 2)) / n_fft**2
+    spec = floor * (10 ** (-float(rng.uniform(45.0, 60.0)) / 20) / np.sqrt(max(floor_power, 1e-30)))
+    if session.noise_kind != "none":
+        noise = scipy.fft.rfft(noise_of_kind(session.noise_kind, rng, n, babble), n_fft) * response
+        noise_power = float(np.sum(weight * np.abs(noise) ** 2)) / (n_fft * n)
+        spec += noise * (10 ** (-session.snr_db / 20) / np.sqrt(max(noise_power, 1e-30)))
+    return scipy.fft.irfft(spec, n_fft)[:n]
+
+
 def record(
     speech: np.ndarray,
     session: Session,
     rir: np.ndarray | None,
-    noise: np.ndarray | None,
+    background: np.ndarray,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Record clean ``speech`` under ``session``'s conditions; return 16-bit PCM samples.
+    """Record ``speech`` in ``session``'s room with its background; return 16-bit PCM samples.
 
     Args:
-        speech: clean float signal at :data:`.synth.SAMPLE_RATE`.
+        speech: speech at :data:`.synth.SAMPLE_RATE`, already through the session's
+            microphone (see ``channel`` of :func:`.synth.synthesize`; the room and the
+            microphone are linear, so their order does not matter).
         session: the session's conditions.
         rir: the session room's impulse response, or ``None`` for a dry room.
-        noise: background noise as long as ``speech`` (RMS 1), or ``None`` for none.
-        rng: random generator for this utterance's departures and the noise floor.
+        background: a stretch of :func:`session_background` as long as ``speech``.
+        rng: random generator for this utterance's departures from the session.
 
     Returns:
-        int16 array: reverberation, noise at the session's SNR (+-2 dB) relative to the
-        reverberant speech, a noise floor 45-60 dB down, the microphone/line response,
-        mu-law if a telephone line, and the session's level (+-1 dB).
+        int16 array: reverberation, the background at the session's SNR (+-2 dB) relative
+        to the (reverberant) active speech, mu-law if a telephone line, the session's level
+        (+-1 dB).
     """
     n = speech.size
-    p_speech = active_level(speech)
-    n_fft = scipy.fft.next_fast_len(n + (rir.size if rir is not None else 0) + 2048, real=True)
-    spec = scipy.fft.rfft(speech.astype(np.float32), n_fft)
-    if rir is not None:  # linear convolution: the FFT is longer than speech + response
-        spec *= scipy.fft.rfft(rir.astype(np.float32), n_fft)
-        p_speech *= float(np.sum(rir**2))
-    floor_db = float(rng.uniform(45.0, 60.0))
-    background = rng.standard_normal(n, dtype=np.float32) * np.float32(10 ** (-floor_db / 20))
-    if noise is not None:
-        snr = session.snr_db + 2.0 * float(rng.uniform(-1, 1))
-        background += noise.astype(np.float32) * np.float32(10 ** (-snr / 20))
-    spec += scipy.fft.rfft(background * np.float32(np.sqrt(p_speech)), n_fft)
-    freqs = np.arange(spec.size) * (SAMPLE_RATE / n_fft)
-    spec *= channel_response(session, freqs).astype(np.float32)
-    x = scipy.fft.irfft(spec, n_fft)[:n].astype(np.float64)
+    x = speech
+    if rir is not None:
+        n_fft = scipy.fft.next_fast_len(n + rir.size, real=True)
+        x = scipy.fft.irfft(scipy.fft.rfft(x, n_fft) * scipy.fft.rfft(rir, n_fft), n_fft)[:n]
+    gain = np.sqrt(active_level(x)) * 10 ** (2.0 * float(rng.uniform(-1, 1)) / 20)
+    x = x + background * gain
     if session.telephone:  # an 8 kHz G.711 line: its companding noise stays below 4 kHz
         x = mu_law(x * (10 ** (-20.0 / 20) / np.sqrt(max(active_level(x), 1e-20))))
-        n_fft = scipy.fft.next_fast_len(n + 2048, real=True)
-        f = np.arange(n_fft // 2 + 1) * (SAMPLE_RATE / n_fft)
-        x = scipy.fft.irfft(scipy.fft.rfft(x, n_fft) / np.sqrt(1.0 + (f / 3700.0) ** 24), n_fft)[:n]
+        x = _through(x, _TELEPHONE_LOWPASS)
     level = _REFERENCE_DBFS + session.level_db + float(rng.uniform(-1, 1))
     x = x * (10 ** (level / 20) / np.sqrt(max(active_level(x), 1e-20)))
     return np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)

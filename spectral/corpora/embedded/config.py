@@ -45,7 +45,7 @@ class CorpusConfig:
     pretrain_utts_per_speaker: int = 15
     pretrain_sessions_per_speaker: int = 3
     pretrain_min_duration: float = 2.0
-    pretrain_max_duration: float = 4.0
+    pretrain_max_duration: float = 3.0
     n_dev_speakers: int = 120
     n_test_speakers: int = 100
     utts_per_speaker: int = 10

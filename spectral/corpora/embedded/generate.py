@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .channel import record
+from .channel import channel_response, record, session_background
 from .config import CorpusConfig
 from .noise import NOISE_KINDS, babble_noise, babble_pool, noise_of_kind
 from .phones import PRETRAIN as PRETRAIN_PHONES
@@ -48,7 +48,7 @@ from .plan import (
     SpeakerPlan, plan_corpora, seed_for,
 )  # fmt: skip
 from .room import room_impulse_response
-from .synth import SAMPLE_RATE, synthesize
+from .synth import FRAME_FREQS, SAMPLE_RATE, synthesize
 from .trials import Trial, h_trials, o_trials
 from .voice import FEATURE_NAMES, vary_voice, voice_features
 
@@ -118,25 +118,21 @@ def render_speaker(seed: int, speaker: SpeakerPlan, wav_root: Path, babble: np.n
     ``babble`` (the pool of background talkers), never on which process runs it.
     """
     phones = TARGET_PHONES if speaker.domain == TARGET else PRETRAIN_PHONES
-    rooms, beds = [], []
+    rooms, mics, backgrounds = [], [], []
     for s, session in enumerate(speaker.sessions):
         rng = seed_for(seed, speaker.domain, ROOM_KEY, speaker.index, s)
         rooms.append(room_impulse_response(rng, session.rt60, session.drr_db) if session.rt60 > 0 else None)
-        if session.noise_kind == "none":
-            beds.append(None)
-            continue
+        mics.append(channel_response(session, FRAME_FREQS))
         longest = max(u.duration for u in speaker.utterances if u.session_index == s)
-        beds.append(noise_of_kind(session.noise_kind, rng, int((longest + 1.0) * SAMPLE_RATE), babble))
+        backgrounds.append(session_background(session, int((longest + 1.0) * SAMPLE_RATE), rng, babble))
     seconds = 0.0
     for utt in speaker.utterances:
+        s = utt.session_index
         rng = seed_for(seed, speaker.domain, UTTERANCE_KEY, speaker.index, utt.index)
-        speech = synthesize(vary_voice(speaker.voice, rng), phones, utt.duration, rng)
-        bed = beds[utt.session_index]
-        noise = None
-        if bed is not None:
-            start = int(rng.integers(bed.size - speech.size + 1))
-            noise = bed[start : start + speech.size]
-        pcm = record(speech, speaker.sessions[utt.session_index], rooms[utt.session_index], noise, rng)
+        speech = synthesize(vary_voice(speaker.voice, rng), phones, utt.duration, rng, channel=mics[s])
+        start = int(rng.integers(backgrounds[s].size - speech.size + 1))
+        background = backgrounds[s][start : start + speech.size]
+        pcm = record(speech, speaker.sessions[s], rooms[s], background, rng)
         path = wav_root / utt.rel_path
         path.parent.mkdir(parents=True, exist_ok=True)
         write_wav(path, pcm)

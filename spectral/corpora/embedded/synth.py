@@ -32,9 +32,11 @@ WIN = 256
 NFFT = 512
 # periodic Hann: overlapping copies at hop WIN/2 sum to one
 _WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(WIN) / WIN)).astype(np.float32)
-_FREQS = np.fft.rfftfreq(NFFT, 1 / SAMPLE_RATE)
-_COS = np.cos(2 * np.pi * _FREQS / SAMPLE_RATE)
+#: Frequencies (Hz) of the bins of the synthesis frames; a ``channel`` response is given on these.
+FRAME_FREQS = np.fft.rfftfreq(NFFT, 1 / SAMPLE_RATE)
+_COS = np.cos(2 * np.pi * FRAME_FREQS / SAMPLE_RATE)
 _COS_POWERS = np.stack([_COS**j for j in range(7)])  # (7, bins)
+_PULSE_TABLE = 16384
 _FRIC_GAIN = 3.4  # frication filter gain relative to the tract filter: /s/ about 10 dB below vowels
 _BASE_BANDWIDTH = ((40.0, 0.05), (50.0, 0.03), (80.0, 0.03))  # B_i = a + b * F_i, Hz
 _HIGH_FORMANTS = (3500.0, 4500.0, 5500.0, 6500.0)  # F4-F7, male reference
@@ -60,14 +62,11 @@ def _smooth_frames(x: np.ndarray, width: int) -> np.ndarray:
     """Hann-weighted centred smoothing along axis 0 of a frame track (edges hold their value)."""
     if width <= 1:
         return x
-    k = _hann_kernel(width)
+    if x.ndim == 2:
+        return np.stack([_smooth_frames(x[:, i], width) for i in range(x.shape[1])], axis=1)
     half = width // 2
-    pad = [(half, width - 1 - half)] + [(0, 0)] * (x.ndim - 1)
-    padded = np.pad(x, pad, mode="edge")
-    out = np.zeros_like(x)
-    for i, w in enumerate(k):
-        out += w * padded[i : i + x.shape[0]]
-    return out
+    padded = np.concatenate([np.full(half, x[0]), x, np.full(width - 1 - half, x[-1])])
+    return np.convolve(padded, _hann_kernel(width), mode="valid")
 
 
 def _fill_nan(track: np.ndarray, default: float) -> np.ndarray:
@@ -99,7 +98,7 @@ def _resonator_polys(freq: np.ndarray, bw: np.ndarray) -> tuple[np.ndarray, np.n
 def _constant_response(voice: Voice) -> np.ndarray:
     """Per-utterance part of the tract response: F4-F7, spectral tilt and LF return phase."""
     scale = voice.formant_scale
-    out = np.ones_like(_FREQS)
+    out = np.ones_like(FRAME_FREQS)
     offsets = (voice.formant_offsets[3], voice.formant_offsets[4], 1.0, 1.0)
     for f_ref, off in zip(_HIGH_FORMANTS, offsets):
         f = f_ref * scale * off
@@ -108,10 +107,10 @@ def _constant_response(voice: Voice) -> np.ndarray:
         coefs, dc = _resonator_polys(np.array(f), np.array(voice.bandwidth_scale * (100 + 0.04 * f)))
         den = coefs[0] + _COS * (coefs[1] + coefs[2] * _COS)
         out *= dc / np.sqrt(den)
-    f = np.maximum(_FREQS, 100.0)
+    f = np.maximum(FRAME_FREQS, 100.0)
     out *= 10 ** (voice.tilt_db_per_octave * np.log2(f / 1000.0) / 20)
     fa = 1.0 / (2 * np.pi * voice.return_ms / 1000)
-    out /= np.sqrt(1 + (_FREQS / fa) ** 2)
+    out /= np.sqrt(1 + (FRAME_FREQS / fa) ** 2)
     return out
 
 
@@ -120,12 +119,13 @@ def _f0_track(voice: Voice, seg: np.ndarray, starts: np.ndarray, n_frames: int, 
     t = np.arange(n_frames) * HOP / SAMPLE_RATE
     phrase = seg[:, COL["phrase"]]
     ends = starts + seg[:, COL["dur"]]
-    ids = np.unique(phrase[phrase >= 0]).astype(int)
-    p_start = np.array([starts[phrase == p].min() for p in ids])
-    p_end = np.array([ends[phrase == p].max() for p in ids])
-    which = np.clip(np.searchsorted(p_start, t, side="right") - 1, 0, len(ids) - 1)
+    spoken = np.flatnonzero(phrase >= 0)  # phrases are contiguous runs of segments, in order
+    change = phrase[spoken][1:] != phrase[spoken][:-1]
+    p_start = starts[spoken[np.concatenate([[True], change])]]
+    p_end = ends[spoken[np.concatenate([change, [True]])]]
+    which = np.clip(np.searchsorted(p_start, t, side="right") - 1, 0, p_start.size - 1)
     pos = np.clip((t - p_start[which]) / np.maximum(p_end[which] - p_start[which], 1e-3), 0.0, 1.0)
-    question = rng.random(len(ids)) < 0.15
+    question = rng.random(p_start.size) < 0.15
     r = voice.f0_range
     log_f0 = np.log(voice.f0_hz) + 0.7 * r * (0.5 - pos)
     tail = np.clip((pos - 0.75) / 0.25, 0.0, 1.0) ** 2
@@ -145,14 +145,18 @@ def _glottal_source(voice: Voice, f0: np.ndarray, rng) -> tuple[np.ndarray, np.n
     jitter = np.exp(voice.jitter * rng.standard_normal(n_periods))
     phase = np.cumsum(f0 * jitter[phase.astype(np.int64)]) / SAMPLE_RATE
     period = phase.astype(np.int64)
-    u = (phase - period).astype(np.float32)
     shimmer = (1 + voice.shimmer * rng.standard_normal(n_periods + 1)).astype(np.float32)
     oq = voice.open_quotient
     tp = oq * voice.speed_quotient / (1 + voice.speed_quotient)
     tn = oq - tp
-    rise = np.float32(0.5) - np.float32(0.5) * np.cos(np.minimum(u * np.float32(np.pi / tp), np.float32(np.pi)))
-    fall = np.cos(np.clip((u - np.float32(tp)) * np.float32(0.5 * np.pi / tn), 0.0, np.pi / 2, dtype=np.float32))
-    flow = np.where(u < tp, rise, fall) * shimmer[period]
+    # one cycle of the Rosenberg pulse, tabulated finely enough (-48 dB) to index by phase
+    u = np.arange(_PULSE_TABLE) / _PULSE_TABLE
+    table = np.where(
+        u < tp,
+        0.5 - 0.5 * np.cos(np.pi * np.minimum(u / tp, 1.0)),
+        np.cos(0.5 * np.pi * np.clip((u - tp) / tn, 0.0, 1.0)),
+    ).astype(np.float32)
+    flow = table[((phase - period) * _PULSE_TABLE).astype(np.int32)] * shimmer[period]
     return np.diff(flow, prepend=0.0), flow
 
 
@@ -202,7 +206,13 @@ def _overlap_add(spec: np.ndarray, n_samples: int) -> np.ndarray:
     return out.reshape(-1)[lead : lead + n_samples]
 
 
-def synthesize_segments(voice: Voice, seg: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+def synthesize_segments(
+    voice: Voice,
+    seg: np.ndarray,
+    n_samples: int,
+    rng: np.random.Generator,
+    channel: np.ndarray | None = None,
+) -> np.ndarray:
     """Render a segment table (see :func:`.phones.phone_segments`) with ``voice``.
 
     Args:
@@ -210,6 +220,8 @@ def synthesize_segments(voice: Voice, seg: np.ndarray, n_samples: int, rng: np.r
         seg: segment table, shape (n_segments, len(COLUMNS)); time past its end is silence.
         n_samples: length of the output at :data:`SAMPLE_RATE`.
         rng: random generator for the noise sources, jitter, shimmer and prosody.
+        channel: optional magnitude response at :data:`FRAME_FREQS` (a microphone, a line)
+            applied in the same frequency-domain pass, which costs nothing extra.
 
     Returns:
         float64 signal of ``n_samples``, active-speech RMS 0.1 (silence stays silent).
@@ -303,9 +315,11 @@ def synthesize_segments(voice: Voice, seg: np.ndarray, n_samples: int, rng: np.r
         fscale = voice.fricative_scale * voice.formant_scale**0.7
         fc = fc * fscale
         sigma = sigma * fscale
-        shape = floor[:, None] + np.exp(-0.5 * ((_FREQS - fc[:, None]) / sigma[:, None]) ** 2)
+        shape = floor[:, None] + np.exp(-0.5 * ((FRAME_FREQS - fc[:, None]) / sigma[:, None]) ** 2)
         spec[active] += _stft_frames(fric_src, n_frames, active) * (_FRIC_GAIN * shape).astype(np.float32)
 
+    if channel is not None:
+        spec *= channel.astype(np.float32)
     out = _overlap_add(spec, n_samples).astype(np.float64)
     active_speech = (voice_g + asp_g + fric_g) > 0.05
     level = np.sqrt(np.mean(out[active_speech] ** 2)) if active_speech.any() else 0.0
@@ -313,13 +327,18 @@ def synthesize_segments(voice: Voice, seg: np.ndarray, n_samples: int, rng: np.r
 
 
 def synthesize(
-    voice: Voice, inventory: Inventory, duration: float, rng: np.random.Generator
+    voice: Voice,
+    inventory: Inventory,
+    duration: float,
+    rng: np.random.Generator,
+    channel: np.ndarray | None = None,
 ) -> np.ndarray:
     """Speak a random phone sequence of ``inventory`` with ``voice`` for ``duration`` seconds.
 
+    ``channel`` is an optional magnitude response at :data:`FRAME_FREQS` applied on the way.
     Returns a float64 signal at :data:`SAMPLE_RATE` of exactly ``round(duration * 16000)``
     samples with active-speech RMS 0.1; deterministic given ``rng``'s state.
     """
     n_samples = int(round(duration * SAMPLE_RATE))
     seg = phone_segments(inventory, duration, voice.rate, rng)
-    return synthesize_segments(voice, seg, n_samples, rng)
+    return synthesize_segments(voice, seg, n_samples, rng, channel)
