@@ -72,12 +72,16 @@ class BatchNorm1d(nn.BatchNorm1d):
     def forward(self, x: Tensor) -> Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
+        import warnings
+
+        from torch.distributed.nn.functional import all_reduce  # differentiable; its successor is private
 
         dims = [0] + list(range(2, x.dim()))
         count = torch.tensor([float(x.numel() // x.shape[1])], device=x.device, dtype=x.dtype)
         stats = torch.cat([count, x.sum(dim=dims), (x * x).sum(dim=dims)])
-        stats = all_reduce(stats)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            stats = all_reduce(stats)
         n = stats[0]
         mean = stats[1 : 1 + x.shape[1]] / n
         var = stats[1 + x.shape[1] :] / n - mean * mean
