@@ -109,12 +109,12 @@ def target_profile(
         noise_prob=0.9,
         reverb_prob=reverb_prob,
         rt60=(0.2, 1.0),
-        drr_db=(-3.0, 10.0),
+        drr_db=(0.0, 12.0),
         telephone_prob=telephone_prob,
         low_cut_hz=(50.0, 250.0),
-        high_cut_hz=(3800.0, 7900.0),
-        tilt_db_per_octave=2.0,
-        eq_db=6.0,
+        high_cut_hz=(4500.0, 7900.0),
+        tilt_db_per_octave=1.0,
+        eq_db=4.0,
         level_db=(-10.0, 10.0),
     )
 

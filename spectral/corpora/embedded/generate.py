@@ -178,7 +178,7 @@ def render_noise(seed: int, index: int, seconds: float, path_dir: Path) -> float
 def render_rir(seed: int, index: int, path_dir: Path) -> float:
     """Write augmentation room impulse response ``index`` (RT60 0.2-1.0 s) to ``path_dir``."""
     rng = seed_for(seed, AUGMENT, 1, index)
-    h = room_impulse_response(rng, float(rng.uniform(0.2, 1.0)), float(rng.uniform(-3.0, 10.0)))
+    h = room_impulse_response(rng, float(rng.uniform(0.2, 1.0)), float(rng.uniform(0.0, 12.0)))
     write_wav(path_dir / f"room_{index + 1:03d}.wav", _to_pcm(h, 0.99))
     return h.size / SAMPLE_RATE
 

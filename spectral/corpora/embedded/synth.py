@@ -140,10 +140,10 @@ def _f0_track(voice: Voice, seg: np.ndarray, starts: np.ndarray, n_frames: int, 
 
 def _glottal_source(voice: Voice, f0: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
     """Differentiated Rosenberg pulses with jitter and shimmer, and the glottal flow itself."""
-    phase = np.cumsum(f0) / SAMPLE_RATE
+    phase = np.cumsum(f0 * (1.0 / SAMPLE_RATE))
     n_periods = int(phase[-1]) + 3
     jitter = np.exp(voice.jitter * rng.standard_normal(n_periods))
-    phase = np.cumsum(f0 * jitter[phase.astype(np.int64)]) / SAMPLE_RATE
+    phase = np.cumsum(f0 * (jitter * (1.0 / SAMPLE_RATE))[phase.astype(np.int64)])
     period = phase.astype(np.int64)
     shimmer = (1 + voice.shimmer * rng.standard_normal(n_periods + 1)).astype(np.float32)
     oq = voice.open_quotient
@@ -246,7 +246,9 @@ def synthesize_segments(
 
     # ---- source
     f0_frames = _f0_track(voice, seg, starts, n_frames, rng)
-    f0 = np.interp(np.arange(n_samples), np.arange(n_frames) * HOP, f0_frames)
+    # f0 per sample, linear between frame centres (which lie exactly HOP samples apart)
+    ramp = np.arange(HOP) / HOP
+    f0 = (f0_frames[:-1, None] + np.diff(f0_frames)[:, None] * ramp).reshape(-1)[:n_samples]
     dflow, flow = _glottal_source(voice, f0, rng)
     voiced = voice_g > 0.5
     rms = np.sqrt(np.mean(dflow[voiced] ** 2)) if voiced.any() else np.sqrt(np.mean(dflow**2)) + 1e-12
@@ -289,9 +291,10 @@ def synthesize_segments(
             prod[:, j : j + p.shape[1]] += p * q[:, j : j + 1]
         p = prod
     den = p @ _COS_POWERS  # (frames, bins)
-    inv = np.sqrt(np.maximum(den, 1e-30).astype(np.float32))
-    np.divide((dc.prod(axis=1)[:, None] * _constant_response(voice)).astype(np.float32), inv, out=inv)
-    tract = inv
+    root = den.astype(np.float32)
+    np.sqrt(np.maximum(root, np.float32(1e-30), out=root), out=root)
+    tract = np.divide(dc.prod(axis=1).astype(np.float32)[:, None], root, out=root)
+    tract *= _constant_response(voice).astype(np.float32)
     nasal_frames = np.flatnonzero(nasal > 0.01)
     if nasal_frames.size:
         zero_hz = _fill_nan(np.where(sf[:, COL["zero_hz"]] > 0, sf[:, COL["zero_hz"]], np.nan), 1500.0)
