@@ -29,11 +29,11 @@ def _meta(text: str) -> dict[str, str]:
 class BackendConfig:
     """Shape of the speaker back-end and its loss; every field carries its help text."""
 
-    channels: int = field(default=256, metadata=_meta("ECAPA-TDNN channels C (1024 in the paper preset)."))
+    channels: int = field(default=64, metadata=_meta("ECAPA-TDNN channels C (1024 in the paper preset)."))
     embed_dim: int = field(default=192, metadata=_meta("Speaker embedding dimension."))
     scale: int = field(default=8, metadata=_meta("Res2Net scale (number of channel groups); must divide channels."))
-    se_bottleneck: int = field(default=128, metadata=_meta("Squeeze-excitation bottleneck width."))
-    attention_channels: int = field(default=128, metadata=_meta("Hidden width of attentive statistics pooling."))
+    se_bottleneck: int = field(default=64, metadata=_meta("Squeeze-excitation bottleneck width."))
+    attention_channels: int = field(default=64, metadata=_meta("Hidden width of attentive statistics pooling."))
     margin: float = field(default=0.2, metadata=_meta("AAM-softmax additive angular margin m (0.3 in the paper preset)."))
     loss_scale: float = field(default=30.0, metadata=_meta("AAM-softmax scale s (32 in the paper preset)."))
 

@@ -169,6 +169,15 @@ class AugmentConfig:
         return _from_dict(cls, data, "augment")
 
 
+#: Defaults of the pretrain section where they differ from TrainConfig's (sized for a 2-core CPU).
+PRETRAIN_DEFAULTS: dict[str, Any] = dict(
+    epochs=5, steps_per_epoch=80, batch_size=32, crop_seconds=1.0, lr=2e-3, lr_decay=0.7, warmup_steps=40, grad_clip=5.0,
+)
+#: Defaults of the finetune section where they differ from TrainConfig's.
+FINETUNE_DEFAULTS: dict[str, Any] = dict(
+    epochs=3, steps_per_epoch=50, batch_size=32, crop_seconds=1.0, lr=2e-3, lr_decay=0.8, warmup_steps=10, grad_clip=5.0,
+)
+
 #: Sections of the pipeline config that the training stages read.
 SECTIONS = ("model", "backend", "adapter", "pretrain", "finetune", "augment")
 
@@ -180,8 +189,8 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(rank=4, top_k=64))
-    pretrain: TrainConfig = field(default_factory=TrainConfig)
-    finetune: TrainConfig = field(default_factory=TrainConfig)
+    pretrain: TrainConfig = field(default_factory=lambda: TrainConfig(**PRETRAIN_DEFAULTS))
+    finetune: TrainConfig = field(default_factory=lambda: TrainConfig(**FINETUNE_DEFAULTS))
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -201,9 +210,10 @@ def resolve_config(data: Mapping[str, Any] | None) -> RunConfig:
         cfg.backend = BackendConfig.from_dict(data["backend"])
     if "adapter" in data:
         cfg.adapter = AdapterConfig.from_dict(dict(data["adapter"]))
+    defaults = {"pretrain": PRETRAIN_DEFAULTS, "finetune": FINETUNE_DEFAULTS}
     for section in ("pretrain", "finetune"):
         if section in data:
-            setattr(cfg, section, TrainConfig.from_dict(data[section], section))
+            setattr(cfg, section, TrainConfig.from_dict({**defaults[section], **data[section]}, section))
     if "augment" in data:
         cfg.augment = AugmentConfig.from_dict(data["augment"])
     return cfg
