@@ -7,7 +7,7 @@ Writes into the stage's exp directory:
                          back-end's buffers, optimiser, scheduler, RNG states, position
                          (epoch, step), the epoch's running sums and the log so far;
 ``train_log.tsv``        one row per epoch: epoch, loss, accuracy, val_loss, val_accuracy,
-                         lr, seconds, trainable_params (rewritten whole after each epoch);
+                         lr (of the epoch's last step), seconds, trainable_params (rewritten whole after each epoch);
 ``final.pt``             written by the caller's ``write_final`` when the last epoch is done.
 
 Every batch, crop and dropout mask is a function of (seed, epoch, step), so a run killed at
@@ -310,6 +310,7 @@ def train(
                     f"non-finite loss ({float(stats[0] / stats[2])}) at {where}; training stopped before applying "
                     f"the step; {kept}. Lower the learning rate or check the input features."
                 )
+            lr_now = opt.param_groups[0]["lr"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if tcfg.grad_clip > 0:
