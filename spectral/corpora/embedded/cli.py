@@ -38,11 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--target-dir", type=Path, required=True, metavar="DIR", help="where the target corpus goes (replaced)")
-    p.add_argument("--pretrain-dir", type=Path, required=True, metavar="DIR", help="where the pre-training corpus goes (replaced)")
+    p.add_argument(
+        "--target-dir", type=Path, required=True, metavar="DIR", help="where the target corpus goes (replaced)"
+    )
+    p.add_argument(
+        "--pretrain-dir", type=Path, required=True, metavar="DIR", help="where the pre-training corpus goes (replaced)"
+    )
     p.add_argument("--size", choices=sorted(PRESETS), default="default", help="size preset (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=None, metavar="N", help="seed of everything generated (default: 20250107)")
-    p.add_argument("--nj", type=int, default=None, metavar="N", help="parallel processes (default: 2)")
+    p.add_argument("--seed", type=int, metavar="N", help="seed of everything generated (default: 20250107)")
+    p.add_argument("--nj", type=int, metavar="N", help="parallel processes (default: 2)")
     g = p.add_argument_group("sizes (default: from --size)")
     g.add_argument("--n-pretrain-speakers", type=int, metavar="N", help="pre-training speakers")
     g.add_argument("--pretrain-utts-per-speaker", type=int, metavar="N", help="utterances per pre-training speaker")
@@ -57,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = p.add_argument_group("difficulty of the target channel")
     d.add_argument("--snr-db-min", type=float, metavar="DB", help="lowest SNR of background noise, dB (default: 0)")
     d.add_argument("--snr-db-max", type=float, metavar="DB", help="highest SNR of background noise, dB (default: 30)")
-    d.add_argument("--reverb-prob", type=float, metavar="P", help="probability of a reverberant room per session (default: 0.6)")
-    d.add_argument("--telephone-prob", type=float, metavar="P", help="probability of a telephone line per session (default: 0.2)")
+    d.add_argument("--reverb-prob", type=float, metavar="P", help="reverberant-room chance per session (default: 0.6)")
+    d.add_argument("--telephone-prob", type=float, metavar="P", help="telephone-line chance per session (default: 0.2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 

@@ -44,7 +44,7 @@ from .noise import NOISE_KINDS, babble_noise, babble_pool, noise_of_kind
 from .phones import PRETRAIN as PRETRAIN_PHONES
 from .phones import TARGET as TARGET_PHONES
 from .plan import (
-    AUGMENT, BABBLE_KEY, PRETRAIN, ROOM_KEY, TARGET, TRIALS_KEY, UTTERANCE_KEY, CorpusPlan,
+    AUGMENT, BABBLE_KEY, ROOM_KEY, TARGET, TRIALS_KEY, UTTERANCE_KEY, CorpusPlan,
     SpeakerPlan, plan_corpora, seed_for,
 )  # fmt: skip
 from .room import room_impulse_response
@@ -298,7 +298,8 @@ def generate_corpora(
             d.mkdir()
         babble = None
         if any(sess.noise_kind == "babble" for s in plan.target for sess in s.sessions):
-            babble = babble_pool(seed_for(cfg.seed, TARGET, BABBLE_KEY), TARGET_PHONES, cfg.babble_voices, cfg.babble_seconds)
+            rng = seed_for(cfg.seed, TARGET, BABBLE_KEY)
+            babble = babble_pool(rng, TARGET_PHONES, cfg.babble_voices, cfg.babble_seconds)
         tasks = [("speaker", s, pre_root / "wav") for s in plan.pretrain]
         tasks += [("speaker", s, tgt_root / "wav") for s in plan.target]
         tasks.sort(key=lambda t: -t[1].seconds)  # longest first balances the processes

@@ -258,17 +258,18 @@ def synthesize_segments(
     tract_src = voice_g * dflow + noise * (asp_g + breath)
 
     # ---- formant tracks (frame rate)
-    sf = seg_all[seg_of_frame]
+    frame_seg = seg_all[seg_of_frame]
     t = np.arange(n_frames) * HOP / SAMPLE_RATE
     starts_all = np.concatenate([starts, [starts[-1] + dur[-1]]])
     dur_all = np.concatenate([dur, [1.0]])
     rho = np.clip((t - starts_all[seg_of_frame]) / np.maximum(dur_all[seg_of_frame], 1e-3), 0.0, 1.0)
-    form = sf[:, COL["f1"] : COL["f1"] + 3] * (1 - rho[:, None]) + sf[:, COL["f1_end"] : COL["f1_end"] + 3] * rho[:, None]
-    vowel = sf[:, COL["vowel"]].astype(np.int64)
+    start, end = frame_seg[:, COL["f1"] : COL["f1"] + 3], frame_seg[:, COL["f1_end"] : COL["f1_end"] + 3]
+    form = start * (1 - rho[:, None]) + end * rho[:, None]
+    vowel = frame_seg[:, COL["vowel"]].astype(np.int64)
     form = form * np.where(vowel[:, None] >= 0, voice.idiolect[np.maximum(vowel, 0)], 1.0)
     form = np.stack([_fill_nan(form[:, i], d) for i, d in enumerate((500.0, 1500.0, 2500.0))], axis=1)
     form = form * (voice.formant_scale * np.asarray(voice.formant_offsets[:3]))
-    nasal = _smooth_frames(sf[:, COL["nasal"]], 3)
+    nasal = _smooth_frames(frame_seg[:, COL["nasal"]], 3)
     form[:, 0] = form[:, 0] * (1 - nasal) + voice.nasal_murmur_hz * nasal
     width = max(1, int(round(voice.transition_ms / 1000 * SAMPLE_RATE / HOP)))
     form = _smooth_frames(form, width)
@@ -297,8 +298,9 @@ def synthesize_segments(
     tract *= _constant_response(voice).astype(np.float32)
     nasal_frames = np.flatnonzero(nasal > 0.01)
     if nasal_frames.size:
-        zero_hz = _fill_nan(np.where(sf[:, COL["zero_hz"]] > 0, sf[:, COL["zero_hz"]], np.nan), 1500.0)
-        zc, zdc = _resonator_polys(zero_hz[nasal_frames] * voice.formant_scale ** 0.5, np.full(nasal_frames.size, 150.0))
+        zero_hz = _fill_nan(np.where(frame_seg[:, COL["zero_hz"]] > 0, frame_seg[:, COL["zero_hz"]], np.nan), 1500.0)
+        zero_freq = zero_hz[nasal_frames] * voice.formant_scale**0.5
+        zc, zdc = _resonator_polys(zero_freq, np.full(nasal_frames.size, 150.0))
         zden = zc[:, :1] + _COS * (zc[:, 1:2] + zc[:, 2:3] * _COS)
         w = nasal[nasal_frames, None]
         tract[nasal_frames] *= 1 - w + w * np.sqrt(zden) / zdc[:, None]
