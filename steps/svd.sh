@@ -3,7 +3,7 @@
 # a transformers model directory) into <out-dir>/factors.pt, spectra.json and spectra.png,
 # each written under a temporary name and renamed when complete.
 set -euo pipefail
-usage="Usage: $0 [--targets 'q_proj k_proj'] [--top-k 256] [--bottom 0] [--method full|lowrank]
+usage="Usage: $0 [--targets 'q_proj k_proj'] [--top-k 256] [--bottom 0] [--method full|gram|lowrank]
        [--oversample 10] [--niter 4] [--seed 0] [--dtype float32] [--strip-prefix ''] [--threads 0]
        <checkpoint> <out-dir>
  <checkpoint>: exp/pretrain/<model>/final.pt, or a transformers model directory (config.json + weights)
@@ -39,7 +39,7 @@ fi
 # Idle OpenMP threads sleep rather than spin: where other jobs share the cores, spinning makes
 # the multi-threaded LAPACK SVD many times slower.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-case "$method" in full|lowrank) ;; *) echo "$0: --method must be full or lowrank, got '$method'" >&2; exit 1 ;; esac
+case "$method" in full|gram|lowrank) ;; *) echo "$0: --method must be full, gram or lowrank, got '$method'" >&2; exit 1 ;; esac
 spectral-svd --targets "$targets" --top-k "$top_k" --bottom "$bottom" --method "$method" \
   --oversample "$oversample" --niter "$niter" --seed "$seed" --dtype "$dtype" \
   --strip-prefix "$strip_prefix" --threads "$threads" "$ckpt" "$dir"

@@ -117,7 +117,9 @@ def adapter_state_dict(model: nn.Module) -> dict[str, Tensor]:
 
     Frozen bases and the fixed singular factors are left out: restore with
     :func:`load_adapters` into the base model after :func:`apply_adapters` with the same
-    config.
+    config and the same factors (the same ``factors.pt``, or none both times). The
+    model's own ``state_dict()`` holds the factors as buffers, if a self-contained
+    checkpoint is wanted.
     """
     state: dict[str, Tensor] = {}
     for name, layer in adapter_layers(model).items():

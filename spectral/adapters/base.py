@@ -60,8 +60,15 @@ class AdapterLayer(nn.Module):
 
     @property
     def weight(self) -> Tensor:
-        """The frozen base weight (so code that reads ``.weight`` of a Linear keeps working)."""
-        return self.base_layer.weight
+        """The adapted weight W', differentiable in the adapter tensors.
+
+        Some backbones never call their projections but read ``.weight`` and ``.bias``
+        directly: transformers' WavLM passes ``q_proj.weight`` to
+        ``F.multi_head_attention_forward``. Returning W' here keeps the adapters in the
+        computation there (they would otherwise be silently bypassed); the frozen base
+        weight stays available as ``base_layer.weight``.
+        """
+        return self.adapted_weight()
 
     @property
     def bias(self) -> Tensor | None:

@@ -143,7 +143,7 @@ def test_frozen_trains_nothing_and_full_trains_the_matched_layers():
     }
 
 
-def test_decompose_is_canonical_and_lowrank_finds_the_same_subspace():
+def test_decompose_is_canonical_and_gram_and_lowrank_find_the_same_subspace():
     torch.manual_seed(0)
     u, _ = torch.linalg.qr(torch.randn(40, 30, dtype=torch.float64))
     v, _ = torch.linalg.qr(torch.randn(30, 30, dtype=torch.float64))
@@ -153,9 +153,15 @@ def test_decompose_is_canonical_and_lowrank_finds_the_same_subspace():
     again = decompose(-(-w), 5)
     assert torch.equal(full["U"], again["U"])
     assert torch.allclose((full["U"] * full["S"][:5]) @ full["Vh"], (u[:, :5] * s[:5]) @ v[:, :5].T, atol=1e-12)
+    for wide in (w, w.T):
+        exact = decompose(wide, 5)
+        gram = decompose(wide, 5, method="gram")
+        assert torch.allclose(gram["S"], exact["S"], rtol=1e-9)
+        assert torch.allclose(gram["U"], exact["U"], atol=1e-9) and torch.allclose(gram["Vh"], exact["Vh"], atol=1e-9)
     low = decompose(w.float(), 5, method="lowrank", niter=4)
     cosines = torch.linalg.svdvals(full["U"].T @ low["U"])
     assert cosines.min() > 0.999
     assert torch.allclose(low["S"], full["S"][:5], rtol=1e-4)
-    with pytest.raises(ValueError, match="bottom"):
-        decompose(w, 5, bottom=2, method="lowrank")
+    for method in ("lowrank", "gram"):
+        with pytest.raises(ValueError, match="bottom"):
+            decompose(w, 5, bottom=2, method=method)
