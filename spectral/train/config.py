@@ -171,7 +171,7 @@ class AugmentConfig:
 
 #: Defaults of the pretrain section where they differ from TrainConfig's (sized for a 2-core CPU).
 PRETRAIN_DEFAULTS: dict[str, Any] = dict(
-    epochs=5, steps_per_epoch=80, batch_size=32, crop_seconds=1.0, lr=2e-3, lr_decay=0.7, warmup_steps=40, grad_clip=5.0,
+    epochs=6, steps_per_epoch=80, batch_size=32, crop_seconds=1.0, lr=5e-3, lr_decay=0.8, warmup_steps=40, grad_clip=5.0,
 )
 #: Defaults of the finetune section where they differ from TrainConfig's.
 FINETUNE_DEFAULTS: dict[str, Any] = dict(
