@@ -36,6 +36,15 @@ class TinyEncoder(nn.Module):
         self.norm = nn.LayerNorm(16)
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny matrices: one thread is faster, and immune to OpenMP spinning on shared cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def final_pt(tmp_path_factory) -> Path:
     torch.manual_seed(0)

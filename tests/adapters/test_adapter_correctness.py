@@ -17,6 +17,7 @@ from adapter_models import make_backbone, perturb_adapters
 from spectral.adapters import (
     AdapterConfig,
     AdapterLayer,
+    SpectralFTLayer,
     adapter_layers,
     adapter_state_dict,
     apply_adapters,
@@ -117,16 +118,29 @@ def test_trainable_count_equals_the_formula(method, shape, rk):
     assert sum(t.numel() for t in adapter_state_dict(model).values()) == count_trainable(model)
 
 
+def paper_shaped_layer() -> SpectralFTLayer:
+    """A 1024 x 1024 SpectralFT layer, k = 256, r = 16, on a weight whose factors are known
+    (so the test needs no 1024 x 1024 SVD)."""
+    gen = torch.Generator().manual_seed(0)
+    u, _ = torch.linalg.qr(torch.randn(1024, 256, generator=gen))
+    v, _ = torch.linalg.qr(torch.randn(1024, 256, generator=gen))
+    s = torch.linspace(2.0, 0.1, 256)
+    lin = nn.Linear(1024, 1024)
+    with torch.no_grad():
+        lin.weight.copy_((u * s) @ v.T)
+    factors = {"U": u, "S": s, "Vh": v.T.contiguous()}
+    return SpectralFTLayer(lin, AdapterConfig(method="spectralft", rank=16, top_k=256), factors, "q_proj")
+
+
 def test_paper_setting_has_1_97_million_trainable_values():
     # WavLM-Large: q and k of 24 layers, 1024 x 1024, k = 256, r = 16
     per_matrix = trainable_formula("spectralft", 1024, 1024, 16, 256)
-    layer = AdapterConfig(method="spectralft", rank=16, top_k=256)
-    lin = nn.Linear(1024, 1024)
-    from spectral.adapters import SpectralFTLayer
-
-    wrapped = SpectralFTLayer(lin, layer)
-    assert sum(p.numel() for p in wrapped.adapter_parameters().values()) == per_matrix
+    layer = paper_shaped_layer()
+    assert sum(p.numel() for p in layer.adapter_parameters().values()) == per_matrix
     assert 48 * per_matrix == 1_966_080
+    # the spectralft forward at this shape trains in the factored path at any token count
+    for tokens in (1, 300, 128 * 150):
+        assert layer.choose_path(torch.zeros(tokens, 1, 1024)) == "factored"
 
 
 @pytest.mark.parametrize("method,shape,rk", CASES, ids=IDS)
@@ -189,15 +203,6 @@ def test_auto_path_materialises_for_many_tokens_without_gradient(method):
         assert layer.choose_path(torch.zeros(4096, 64)) == "materialised"
     # training with few tokens never pays for materialising W' (and its m x n gradient)
     assert layer.choose_path(torch.zeros(1, 64)) == "factored"
-
-
-def test_spectralft_trains_in_the_factored_path_at_the_paper_shape():
-    lin = nn.Linear(1024, 1024)
-    from spectral.adapters import SpectralFTLayer
-
-    layer = SpectralFTLayer(lin, AdapterConfig(method="spectralft", rank=16, top_k=256))
-    for tokens in (1, 300, 128 * 150):
-        assert layer.choose_path(torch.zeros(tokens, 1, 1024)) == "factored"
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
