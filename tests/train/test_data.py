@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from train_fixtures import tiny_cfg, tiny_data  # noqa: F401  (fixtures)
 
 from spectral.data.kaldi import read_table
 from spectral.errors import InputError

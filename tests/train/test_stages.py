@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from train_fixtures import tiny_cfg, tiny_data  # noqa: F401  (fixtures)
 import torch
 
 from spectral.models import load_model_checkpoint
@@ -60,7 +61,7 @@ class Killed(BaseException):
     """Stands in for SIGKILL inside the process: nothing after it runs."""
 
 
-@pytest.mark.parametrize("kill_at", [1, 3, 4, 7])
+@pytest.mark.parametrize("kill_at", [3, 7])  # mid-epoch (after a checkpoint) and in the second epoch
 def test_interrupted_finetune_resumes_to_the_same_weights(tiny_data, tiny_cfg, tmp_path, monkeypatch, kill_at):
     tiny_cfg["finetune"]["steps_per_epoch"] = 4
     tiny_cfg["finetune"]["checkpoint_every"] = 2

@@ -1,4 +1,4 @@
-"""A tiny prepared data directory with fbank, and tiny model/training settings, shared by the training tests."""
+"""Fixtures of the training tests (imported by name: a second conftest.py would shadow tests/conftest.py). A tiny prepared data directory with fbank, and tiny model/training settings, shared by the training tests."""
 
 from __future__ import annotations
 
