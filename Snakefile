@@ -1,4 +1,4 @@
-# SpectralFT pipeline. Main job:  snakemake --cores 8 features   (see README.md)
+# SpectralFT pipeline. Main job:  snakemake --cores 8 results/vox1_eer.txt   (see README.md)
 # Every setting is in conf/config.yaml, checked against conf/config.schema.yaml.
 import os
 
@@ -15,6 +15,9 @@ configfile: f"{BASE}/conf/config.yaml"
 
 validate(config, f"{BASE}/conf/config.schema.yaml")
 
+# every job sees the project's venv first on PATH, C collation and unbuffered Python
+shell.prefix(f". {BASE}/path.sh; ")
+
 CORPUS = config["corpus"]
 EMBEDDED = CORPUS["name"] == "embedded"
 TRIALS = config["trials"]
@@ -25,8 +28,14 @@ wildcard_constraints:
     set=r"[A-Za-z0-9_]+",
 
 
+rule all:
+    """The main job: every stage for the configured system, ending in Kaldi's EER and minDCF."""
+    input:
+        "results/vox1_eer.txt",
+
+
 rule features:
-    """The furthest target of the pipeline so far: corpus, manifests, trials and fbank."""
+    """Data only: corpus, manifests, trials and fbank of every set."""
     input:
         expand("data/{set}/feats.scp", set=SETS),
         expand("data/vox1_test/trials/{trials}", trials=TRIALS),
@@ -39,3 +48,5 @@ if EMBEDDED:
 
 include: "steps/rules/prepare.smk"
 include: "steps/rules/features.smk"
+include: "steps/rules/train.smk"
+include: "steps/rules/evaluate.smk"

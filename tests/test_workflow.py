@@ -11,7 +11,13 @@ import pytest
 
 from conftest import REPO
 
-TINY = "embedded:\n  size: tiny\n  seed: 7\nfeatures:\n  nj: 2\n"
+TINY = """\
+embedded: {size: tiny, seed: 7}
+features: {nj: 2}
+backend: {channels: 32}
+pretrain: {epochs: 1, steps_per_epoch: 4, batch_size: 8, checkpoint_every: 2}
+finetune: {epochs: 1, steps_per_epoch: 4, batch_size: 8, checkpoint_every: 2}
+"""
 
 
 def snakemake(workdir: Path, env, *args: str, override: str = "") -> subprocess.CompletedProcess:

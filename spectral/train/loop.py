@@ -232,6 +232,7 @@ def train(
     epoch, step = 0, 0
     sums = {"loss": 0.0, "correct": 0.0, "count": 0.0, "seconds": 0.0}
     history: list[dict] = []
+    ckpt = None
     if last_path.exists():
         try:
             ckpt = torch.load(last_path, map_location="cpu", weights_only=True)
@@ -240,7 +241,14 @@ def train(
         if not isinstance(ckpt, dict) or ckpt.get("format") != LAST_FORMAT:
             raise InputError(last_path, f"not a {LAST_FORMAT} checkpoint; remove it to start afresh")
         if ckpt["fingerprint"] != fp:
-            raise InputError(last_path, "was written by a run with other settings; remove it (or the exp directory) to start afresh")
+            # the settings changed since that run (the workflow reruns the stage for that very
+            # reason): keep the old checkpoint beside, under another name, and start afresh
+            stale = last_path.with_name("last.stale.pt")
+            if info.main:
+                last_path.replace(stale)
+                log.warning("%s was written with other settings: kept as %s, training from scratch", last_path, stale)
+            ckpt = None
+    if ckpt is not None:
         load_resumable_state(model, ckpt["state"], last_path)
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])

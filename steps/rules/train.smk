@@ -82,7 +82,9 @@ def _finetune_inputs(w):
     if settings["model"]["backbone"] == "builtin":
         inputs["backbone"] = "exp/pretrain/builtin/final.pt"
     if settings["adapter"]["method"] in USES_FACTORS:
-        inputs["factors"] = f"exp/svd/{MODEL_NAME}/factors.pt"
+        a = settings["adapter"]
+        bottom = a["rank"] if a["method"] == "milora" else 0
+        inputs["factors"] = f"exp/svd/{MODEL_NAME}/k{a['top_k']}_b{bottom}/factors.pt"
     return inputs
 
 

@@ -143,14 +143,17 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert not (tmp_path / "pre" / "final.pt").exists()
 
 
-def test_resuming_with_other_settings_is_refused(tiny_data, tiny_cfg, tmp_path):
+def test_a_checkpoint_of_other_settings_is_set_aside_and_training_restarts(tiny_data, tiny_cfg, tmp_path):
     pretrain(resolve_config(tiny_cfg), tiny_data, tmp_path / "pre", progress=False)
     (tmp_path / "pre" / "final.pt").unlink()
+    old_last = (tmp_path / "pre" / "checkpoints" / "last.pt").read_bytes()
     tiny_cfg["pretrain"]["lr"] = 0.5
-    from spectral.errors import InputError
-
-    with pytest.raises(InputError, match="other settings"):
-        pretrain(resolve_config(tiny_cfg), tiny_data, tmp_path / "pre", progress=False)
+    pretrain(resolve_config(tiny_cfg), tiny_data, tmp_path / "pre", progress=False)
+    assert (tmp_path / "pre" / "checkpoints" / "last.stale.pt").read_bytes() == old_last
+    pretrain(resolve_config(tiny_cfg), tiny_data, tmp_path / "fresh", progress=False)
+    restarted = torch.load(tmp_path / "pre" / "final.pt", weights_only=True)["model"]
+    fresh = torch.load(tmp_path / "fresh" / "final.pt", weights_only=True)["model"]
+    assert all(torch.equal(restarted[k], fresh[k]) for k in fresh)
 
 
 @pytest.mark.slow

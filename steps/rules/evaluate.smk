@@ -1,0 +1,133 @@
+# Stages svd, embed, score and report: factors of the pre-trained backbone, embeddings of
+# every utterance, cosine scores of every trial list, Kaldi's EER/minDCF and results/vox1_eer.txt.
+
+
+def _svd_source():
+    """The checkpoint the svd stage decomposes: our pretrain output, or the transformers dir."""
+    return "exp/pretrain/builtin/final.pt" if BUILTIN else config["model"]["path"]
+
+
+rule svd:
+    input:
+        checkpoint=_svd_source(),
+    output:
+        factors="exp/svd/{model}/k{k}_b{b}/factors.pt",
+        spectra="exp/svd/{model}/k{k}_b{b}/spectra.json",
+        plot="exp/svd/{model}/k{k}_b{b}/spectra.png",
+    wildcard_constraints:
+        k=r"\d+",
+        b=r"\d+",
+    params:
+        stage=f"{BASE}/steps/svd.sh",
+        targets=" ".join(config["adapter"]["targets"]),
+        method=config["svd"]["method"],
+        dtype=config["svd"]["dtype"],
+        out_dir=lambda w, output: os.path.dirname(output.factors),
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        cpus_per_task=2,
+    log:
+        "logs/svd/{model}_k{k}_b{b}.log",
+    benchmark:
+        "benchmarks/svd/{model}_k{k}_b{b}.tsv"
+    shell:
+        "{params.stage} --targets {params.targets:q} --top-k {wildcards.k} --bottom {wildcards.b}"
+        " --method {params.method} --dtype {params.dtype} --threads {threads}"
+        " {input.checkpoint} {params.out_dir} > {log} 2>&1"
+
+
+rule embed:
+    input:
+        model="exp/{system}/final.pt",
+        table=(
+            "data/{set}/feats.scp"
+            if config["model"]["backbone"] == "builtin"
+            else "data/{set}/wav.scp"
+        ),
+    output:
+        xvector="exp/{system}/embeddings/{set}/xvector.scp",
+        spk_xvector="exp/{system}/embeddings/{set}/spk_xvector.scp",
+    params:
+        max_seconds=config["embed"]["max_seconds"],
+        crops=config["embed"]["crops"],
+        crop_seconds=config["embed"]["crop_seconds"],
+        data=lambda w: f"data/{w.set}",
+        out_dir=lambda w, output: os.path.dirname(output.xvector),
+    threads: config["embed"]["threads"]
+    resources:
+        mem_mb=3000,
+        runtime=30,
+        cpus_per_task=config["embed"]["threads"],
+    log:
+        "logs/embed/{system}/{set}.log",
+    benchmark:
+        "benchmarks/embed/{system}/{set}.tsv"
+    shell:
+        "spectral-embed --no-progress --speaker-means --threads {threads} --max-seconds {params.max_seconds}"
+        " --crops {params.crops} --crop-seconds {params.crop_seconds}"
+        " {input.model} {params.data} {params.out_dir} > {log} 2>&1"
+
+
+def _score_inputs(w):
+    inputs = {
+        "test": f"exp/{w.system}/embeddings/vox1_test/xvector.scp",
+        "trials": f"data/vox1_test/trials/{w.trials}",
+    }
+    if config["score"]["mean_subtraction"]:
+        inputs["mean"] = f"exp/{w.system}/embeddings/vox1_dev/xvector.scp"
+    if config["score"]["asnorm"]:
+        inputs["cohort"] = f"exp/{w.system}/embeddings/vox1_dev/spk_xvector.scp"
+    return inputs
+
+
+def _score_options(w, input):
+    opts = []
+    if "mean" in input.keys():
+        opts += ["--mean-scp", input.mean]
+    if "cohort" in input.keys():
+        opts += ["--cohort-scp", input.cohort, "--top-n", str(config["score"]["asnorm_top_n"])]
+    return " ".join(opts)
+
+
+rule score:
+    input:
+        unpack(_score_inputs),
+    output:
+        "exp/{system}/scores/{trials}.score",
+    params:
+        options=_score_options,
+        mean_subtraction=config["score"]["mean_subtraction"],
+        asnorm=config["score"]["asnorm"],
+        top_n=config["score"]["asnorm_top_n"],
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        cpus_per_task=1,
+    log:
+        "logs/score/{system}/{trials}.log",
+    shell:
+        "spectral-score {params.options} {input.test} {input.trials} {output} > {log} 2>&1"
+
+
+rule report:
+    input:
+        scores=expand("exp/{system}/scores/{trials}.score", system=SYSTEM, trials=TRIALS),
+        trials=expand("data/vox1_test/trials/{trials}", trials=TRIALS),
+    output:
+        results="results/vox1_eer.txt",
+        metrics=expand("exp/{system}/scores/{trials}.metrics.json", system=SYSTEM, trials=TRIALS),
+    params:
+        system=SYSTEM,
+        lists=lambda w, input: " ".join(
+            f"--list {t} {tr} {sc}" for t, tr, sc in zip(TRIALS, input.trials, input.scores)
+        ),
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        cpus_per_task=1,
+    log:
+        "logs/report.log",
+    shell:
+        "spectral-report --system {params.system} --results {output.results} {params.lists} > {log} 2>&1"
