@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 
 import pytest
+from pathlib import Path
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]
 
 SCHEMA = REPO / "conf" / "config.schema.yaml"
 

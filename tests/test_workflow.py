@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]
 
 TINY = """\
 embedded: {size: tiny, seed: 7}
@@ -47,7 +47,7 @@ def tiny_run(tmp_path_factory):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", LC_ALL="C")
     work = tmp_path_factory.mktemp("wf")
     (work / "tiny.yaml").write_text(TINY)
-    run = snakemake(work, env, "--cores", "2", "features")
+    run = snakemake(work, env, "--cores", "2", "results/vox1_eer.txt")
     assert run.returncode == 0, run.stderr[-3000:]
     return work, env
 
@@ -67,9 +67,38 @@ def test_tiny_workflow_builds_corpus_data_dirs_trials_and_features(tiny_run):
 
 
 @pytest.mark.slow
+def test_tiny_workflow_ends_in_kaldi_metrics_for_every_trial_list(tiny_run):
+    work, _ = tiny_run
+    text = (work / "results" / "vox1_eer.txt").read_text()
+    blocks = text.strip().split("\n\n")
+    assert [b.splitlines()[4] for b in blocks] == ["trials: vox1_O", "trials: vox1_H"]
+    for block in blocks:
+        lines = block.splitlines()
+        assert re.fullmatch(r"Equal error rate is [0-9.]+%, at threshold -?[0-9.]+", lines[0])
+        assert lines[1].startswith("minDCF is ") and "p-target=0.01," in lines[1]
+        assert lines[2].startswith("minDCF is ") and "p-target=0.001," in lines[2]
+        assert lines[3].startswith("system: builtin_spectralft_")
+    system = blocks[0].splitlines()[3].split()[1]
+    for stage in ("final.pt", "train_log.tsv", "embeddings/vox1_test/xvector.scp", "scores/vox1_O.score",
+                  "scores/vox1_O.metrics.json", "scores/vox1_O.det.png"):
+        assert (work / "exp" / system / stage).stat().st_size > 0, stage
+    assert (work / "exp" / "pretrain" / "builtin" / "final.pt").is_file()
+    assert list((work / "exp" / "svd" / "builtin").glob("k*_b*/spectra.png"))
+
+
+@pytest.mark.slow
+def test_changing_an_adapter_setting_reruns_finetune_and_what_follows_only(tiny_run):
+    work, env = tiny_run
+    dry = snakemake(work, env, "-n", "results/vox1_eer.txt", override="adapter:\n  rank: 2\n")
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out
+    assert planned_jobs(out) == {"finetune": 1, "embed": 2, "score": 2, "metrics": 1, "report": 1}, out
+
+
+@pytest.mark.slow
 def test_nothing_reruns_when_nothing_changed(tiny_run):
     work, env = tiny_run
-    dry = snakemake(work, env, "-n", "features")
+    dry = snakemake(work, env, "-n", "results/vox1_eer.txt")
     assert dry.returncode == 0
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
