@@ -69,17 +69,37 @@ def read_trials(path: str | Path) -> list[tuple[str, str, str]]:
     return trials
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a leftover of this very process: not in use
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale(dest: Path) -> None:
+    """Remove temporary siblings of ``dest`` left by killed runs (their process is gone)."""
+    for p in dest.parent.glob(f".{dest.name}.*-*"):
+        kind, _, pid = p.name[len(dest.name) + 2 :].partition("-")
+        if kind in ("tmp", "old") and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
 @contextmanager
 def atomic_dir(dest: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary directory beside ``dest``; on success it replaces ``dest``.
 
-    On an exception the temporary directory is removed and ``dest`` is left as it was.
+    On an exception the temporary directory is removed and ``dest`` is left as it was;
+    temporary directories of killed runs are removed first.
     """
-    dest = Path(dest)
+    dest = Path(dest).absolute()
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(dest)
     tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
     tmp.mkdir()
     try:
         yield tmp
@@ -90,7 +110,7 @@ def atomic_dir(dest: str | Path) -> Iterator[Path]:
         old = dest.parent / f".{dest.name}.old-{os.getpid()}"
         dest.rename(old)
         tmp.rename(dest)
-        shutil.rmtree(old)
+        shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(dest)
 

@@ -28,10 +28,8 @@ import json
 import logging
 import multiprocessing
 import os
-import shutil
 import struct
 import time
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -52,6 +50,8 @@ from .synth import FRAME_FREQS, SAMPLE_RATE, synthesize
 from .trials import Trial, h_trials, o_trials
 from .voice import FEATURE_NAMES, vary_voice, voice_features
 
+from spectral.data.kaldi import atomic_dir
+
 log = logging.getLogger(__name__)
 
 META_HEADER = "VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet"
@@ -60,54 +60,6 @@ H_LIST = "list_test_hard2.txt"
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 _WORKER: dict = {}
-
-
-# ----------------------------------------------------------------------------- atomic output
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # a leftover of this very process: not in use
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale(dest: Path) -> None:
-    """Remove temporary siblings of ``dest`` left by runs whose process no longer exists."""
-    for p in dest.parent.glob(f".{dest.name}.*-*"):
-        kind, _, pid = p.name[len(dest.name) + 2 :].partition("-")
-        if kind in ("tmp", "old") and pid.isdigit() and not _pid_alive(int(pid)):
-            log.info("removing stale %s", p)
-            shutil.rmtree(p, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def atomic_directory(dest: Path) -> Iterator[Path]:
-    """Yield a fresh temporary sibling of ``dest``; on success rename it to ``dest``.
-
-    An existing ``dest`` is replaced; on an exception the temporary directory is removed
-    and ``dest`` is left as it was.
-    """
-    dest = Path(dest).absolute()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(dest)
-    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if dest.exists():
-        old = dest.parent / f".{dest.name}.old-{os.getpid()}"
-        os.rename(dest, old)
-        os.rename(tmp, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, dest)
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -292,8 +244,8 @@ def generate_corpora(
         len(plan.pretrain), len(plan.target), cfg.n_dev_speakers, cfg.n_test_speakers, len(o_list), len(h_list),
     )  # fmt: skip
     with contextlib.ExitStack() as stack:
-        pre_root = stack.enter_context(atomic_directory(Path(pretrain_dir)))
-        tgt_root = stack.enter_context(atomic_directory(Path(target_dir)))
+        pre_root = stack.enter_context(atomic_dir(Path(pretrain_dir)))
+        tgt_root = stack.enter_context(atomic_dir(Path(target_dir)))
         for d in (pre_root / "wav", tgt_root / "wav", tgt_root / "noise", tgt_root / "rir"):
             d.mkdir()
         babble = None
