@@ -152,6 +152,22 @@ def lr_factor(step: int, steps_per_epoch: int, tcfg: TrainConfig) -> float:
     return warm * tcfg.lr_decay ** (step // steps_per_epoch)
 
 
+#: Share of the training steps over which the AAM-softmax margin ramps up from 0 (see margin_factor).
+MARGIN_RAMP = 0.5
+
+
+def margin_factor(step: int, total_steps: int) -> float:
+    """Multiplier of the AAM margin at global ``step``: 0 at the start, rising linearly to 1 at MARGIN_RAMP of training.
+
+    A randomly initialised speaker head cannot meet a margin: with one from step 0 the true-class
+    logit is pushed below every other and the model learns far more slowly (measured: 2.7 %
+    training accuracy after 480 pre-training steps). The margin is a function of the step, so
+    a resumed run sees the same margins as an uninterrupted one.
+    """
+    ramp = MARGIN_RAMP * total_steps
+    return 1.0 if ramp < 1 else min(1.0, step / ramp)
+
+
 class _WithLoss(nn.Module):
     """model + head as one module, so DistributedDataParallel sees the whole graph."""
 
@@ -263,6 +279,7 @@ def train(
     elif info.main:
         log.info("training from scratch: %d epochs of %d steps, %d trainable parameters", tcfg.epochs, steps, n_trainable)
 
+    margin = float(model.head.margin) if hasattr(getattr(model, "head", None), "margin") else None
     wrapped: nn.Module = _WithLoss(model)
     if info.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -306,6 +323,8 @@ def train(
             x, y = train_data.batch([items[i] for i in mine], rngs, augment=True)
             x, y = x.to(info.device), y.to(info.device)
             torch.manual_seed(_step_seed(tcfg.seed, epoch, step, info.rank))
+            if margin is not None:
+                model.head.margin = margin * margin_factor(epoch * steps + step, steps * tcfg.epochs)
             loss, cos = wrapped(x, y)
             stats = torch.stack([loss.detach() * len(mine), (cos.detach().argmax(dim=1) == y).sum().to(loss.dtype),
                                  torch.tensor(float(len(mine)), dtype=loss.dtype, device=loss.device)])
@@ -358,6 +377,8 @@ def train(
         save_last(epoch, step)
         if info.main:
             write_train_log(exp_dir / "train_log.tsv", history)
+    if margin is not None:
+        model.head.margin = margin
     if info.main:
         write_final(model, history)
     if info.world > 1:
