@@ -34,7 +34,7 @@ class BackendConfig:
     scale: int = field(default=8, metadata=_meta("Res2Net scale (number of channel groups); must divide channels."))
     se_bottleneck: int = field(default=64, metadata=_meta("Squeeze-excitation bottleneck width."))
     attention_channels: int = field(default=64, metadata=_meta("Hidden width of attentive statistics pooling."))
-    margin: float = field(default=0.2, metadata=_meta("AAM-softmax additive angular margin m (0.3 in the paper preset)."))
+    margin: float = field(default=0.2, metadata=_meta("AAM-softmax additive angular margin m (0.3 in the paper preset); training ramps it up from 0 over the first half of each stage's steps."))
     loss_scale: float = field(default=30.0, metadata=_meta("AAM-softmax scale s (32 in the paper preset)."))
 
     def __post_init__(self) -> None:

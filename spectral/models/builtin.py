@@ -39,7 +39,7 @@ class BuiltinConfig:
     ffn_dim: int = field(default=512, metadata=_meta("Inner size of each feed-forward block."))
     subsample: int = field(default=2, metadata=_meta("Time subsampling of the convolutional front end (1 or 2)."))
     pos_kernel: int = field(default=15, metadata=_meta("Kernel of the convolutional relative position embedding (odd)."))
-    dropout: float = field(default=0.1, metadata=_meta("Dropout in attention, feed-forward and residual paths."))
+    dropout: float = field(default=0.0, metadata=_meta("Dropout in attention, feed-forward and residual paths."))
 
     def __post_init__(self) -> None:
         for name in ("n_mels", "d_model", "num_layers", "num_heads", "ffn_dim"):

@@ -171,11 +171,11 @@ class AugmentConfig:
 
 #: Defaults of the pretrain section where they differ from TrainConfig's (sized for a 2-core CPU).
 PRETRAIN_DEFAULTS: dict[str, Any] = dict(
-    epochs=6, steps_per_epoch=80, batch_size=32, crop_seconds=1.0, lr=5e-3, lr_decay=0.8, warmup_steps=40, grad_clip=5.0,
+    epochs=6, steps_per_epoch=64, batch_size=32, crop_seconds=2.0, lr=1e-3, lr_decay=0.9, warmup_steps=40, grad_clip=5.0,
 )
 #: Defaults of the finetune section where they differ from TrainConfig's.
 FINETUNE_DEFAULTS: dict[str, Any] = dict(
-    epochs=3, steps_per_epoch=50, batch_size=32, crop_seconds=1.0, lr=2e-3, lr_decay=0.8, warmup_steps=10, grad_clip=5.0,
+    epochs=3, steps_per_epoch=50, batch_size=32, crop_seconds=2.0, lr=2e-3, lr_decay=0.8, warmup_steps=10, grad_clip=5.0,
 )
 
 #: Sections of the pipeline config that the training stages read.
