@@ -138,3 +138,48 @@ def test_every_shipped_config_dry_runs(config, tmp_path, venv_env):
     (tmp_path / "tiny.yaml").write_text(config.read_text())
     run = snakemake(tmp_path, venv_env, "-n", "features")
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_workflow_killed_during_finetune_resumes_from_last_pt(tiny_run, tmp_path):
+    import os
+    import shutil
+    import signal
+    import time
+
+    import torch
+
+    src, env = tiny_run
+    longer = "finetune: {epochs: 2, steps_per_epoch: 12, batch_size: 8, checkpoint_every: 2}\n"
+    ref, work = tmp_path / "uninterrupted", tmp_path / "wf"
+    shutil.copytree(src, ref, symlinks=True)
+    shutil.copytree(src, work, symlinks=True)
+    done = snakemake(ref, env, "--cores", "2", "results/vox1_eer.txt", override=longer)
+    assert done.returncode == 0, done.stderr[-3000:]
+    system = (ref / "results" / "vox1_eer.txt").read_text().splitlines()[3].split()[1]
+    reference = torch.load(ref / "exp" / system / "final.pt", weights_only=True)["model"]
+    exp = work / "exp" / system
+
+    (work / "override.yaml").write_text(longer)
+    cmd = ["snakemake", "--cores", "2", "results/vox1_eer.txt", "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(work), "--configfile", str(work / "tiny.yaml"), str(work / "override.yaml")]
+    bg_log = open(tmp_path / "killed_run.log", "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=bg_log, stderr=subprocess.STDOUT, start_new_session=True)
+    last = exp / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 600
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, (tmp_path / "killed_run.log").read_text()[-3000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (exp / "final.pt").exists()
+
+    # a killed Snakemake leaves its lock: --unlock, then rerun (README, "Interrupted runs")
+    assert snakemake(work, env, "--unlock", override=longer).returncode == 0
+    again = snakemake(work, env, "--cores", "2", "--rerun-incomplete", "results/vox1_eer.txt", override=longer)
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out[-3000:]
+    assert planned_jobs(out) == {"finetune": 1, "embed": 2, "score": 2, "metrics": 1, "report": 1}, out
+    assert "resuming from" in (work / "logs" / "finetune" / f"{system}.log").read_text()
+    resumed = torch.load(exp / "final.pt", weights_only=True)["model"]
+    assert all(torch.equal(resumed[k], reference[k]) for k in reference)
