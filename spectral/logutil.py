@@ -27,11 +27,12 @@ def log_invocation(prog: str, args: argparse.Namespace) -> None:
         log.info("  --%s %s", key.replace("_", "-"), value)
 
 
-def run_main(prog: str, work: Callable[[], object]) -> int:
-    """Run ``work``; bad input becomes ``<prog>: error: <message>`` and exit status 1."""
+def run_main(prog: str, work: Callable[[], object], errors: tuple[type[Exception], ...] = ()) -> int:
+    """Run ``work``; bad input (or one of ``errors``, a stage's own way of stopping)
+    becomes ``<prog>: error: <message>`` and exit status 1."""
     try:
         work()
-    except InputError as e:
+    except (InputError, *errors) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -11,13 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from collections.abc import Callable
 
 import torch
 
-from spectral.errors import InputError
-from spectral.logutil import log_invocation
+from spectral.logutil import log_invocation, run_main
 from spectral.train.config import RunConfig, apply_overrides, load_config_arg, resolve_config
 from spectral.train.loop import TrainingStopped
 
@@ -70,10 +68,4 @@ def run_stage(prog: str, work: Callable[[], object]) -> int:
     """Run ``work``: bad input or a stopped run become ``<prog>: error: ...`` and status 1."""
     from spectral.svd import SvdError
 
-    try:
-        work()
-    except (InputError, TrainingStopped, SvdError) as err:
-        logging.getLogger(prog).error("%s", err)
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return run_main(prog, work, errors=(TrainingStopped, SvdError))
