@@ -206,12 +206,17 @@ def prepare(
     test_name: str | None = "vox1_test",
     all_name: str | None = None,
     progress: bool = True,
+    all_trials: tuple[str, ...] = (),
 ) -> dict[str, Path]:
     """Prepare every split of a VoxCeleb1-layout directory; returns set name -> written directory.
 
     Trial lists found in ``corpus_dir`` go to ``<test_name>/trials/`` when they name only
     test utterances, otherwise to ``<all_name>/trials/`` (a set holding dev and test, for
-    VoxCeleb1-E/H); without ``all_name`` such a list is refused.
+    VoxCeleb1-E/H); without ``all_name`` such a list is refused. Lists named in
+    ``all_trials`` (Kaldi names, e.g. ``vox1_E``) go to ``<all_name>/trials/`` whatever they
+    name, so a workflow knows where to find them before reading them. A list that names
+    utterances of dev speakers is logged as a warning: a model trained on the dev set has
+    heard those speakers, so the list's error rates are optimistic.
     """
     corpus = scan_corpus(corpus_dir, progress=progress)
     by_split: dict[str, list[str]] = {"dev": [], "test": []}
@@ -219,13 +224,24 @@ def prepare(
         by_split[corpus.speakers[corpus.utt2spk[utt]].split].append(utt)
     names = {"dev": dev_name, "test": test_name}
     test_utts = set(by_split["test"])
+    if all_trials and not all_name:
+        raise ValueError("all_trials needs all_name")
     trials: dict[str, tuple[str, list]] = {}  # kaldi name -> (set name, trials)
     for fname, kaldi_name in TRIAL_LISTS.items():
         path = Path(corpus_dir) / fname
         if not path.is_file() or not (test_name or all_name):
             continue
         converted = convert_trials(path, corpus)
-        if test_name and all(e in test_utts and t in test_utts for e, t, _ in converted):
+        dev_spks = {corpus.utt2spk[u] for e, t, _ in converted for u in (e, t) if u not in test_utts}
+        if dev_spks:
+            log.warning(
+                "%s (%s) names utterances of %d dev speakers: it overlaps the training set (Set=dev), so a model "
+                "trained on it has heard those speakers and the list's error rates are optimistic",
+                path, kaldi_name, len(dev_spks),
+            )
+        if kaldi_name in all_trials:
+            trials[kaldi_name] = (all_name, converted)
+        elif test_name and all(e in test_utts and t in test_utts for e, t, _ in converted):
             trials[kaldi_name] = (test_name, converted)
         elif all_name:
             trials[kaldi_name] = (all_name, converted)
@@ -265,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev-name", default="vox1_dev", help="set name for Set=dev speakers ('' to skip; default %(default)s)")
     p.add_argument("--test-name", default="vox1_test", help="set name for Set=test speakers ('' to skip; default %(default)s)")
     p.add_argument("--all-name", default="", help="also write a set of all utterances (needed by VoxCeleb1-E/H lists)")
+    p.add_argument("--all-trials", default="",
+                   help="comma-separated Kaldi names of lists always written to the --all-name set (e.g. vox1_E,vox1_H)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -272,11 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log_invocation("spectral-prepare-vox1", args)
+    all_trials = tuple(t for t in args.all_trials.split(",") if t)
+    if all_trials and not args.all_name:
+        build_parser().error("--all-trials needs --all-name")
     return run_main(
         "spectral-prepare-vox1",
         lambda: prepare(
             args.corpus_dir, args.data_dir, args.dev_name or None, args.test_name or None,
-            args.all_name or None, progress=not args.no_progress,
+            args.all_name or None, progress=not args.no_progress, all_trials=all_trials,
         ),
     )
 
