@@ -2,6 +2,7 @@
 # Every setting is in conf/config.yaml, checked against conf/config.schema.yaml.
 import os
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -21,7 +22,13 @@ shell.prefix(f". {BASE}/path.sh; ")
 CORPUS = config["corpus"]
 EMBEDDED = CORPUS["name"] == "embedded"
 TRIALS = config["trials"]
-SETS = ["vox1_dev", "vox1_test"] + (["pretrain"] if CORPUS["pretrain_root"] else [])
+# local/rules/<corpus>.smk: the corpus's prepare rules and its contract with the rule files
+# below: TRAIN_SET (fine-tuning data), TRIAL_SETS (list -> set holding it), ENROLL_MAPS.
+CORPUS_RULES = {
+    "embedded": ["local/rules/embedded.smk", "local/rules/vox1.smk"],
+    "vox1": ["local/rules/vox1.smk"],
+    "cnceleb1": ["local/rules/cnceleb1.smk"],
+}
 
 
 wildcard_constraints:
@@ -34,19 +41,27 @@ rule all:
         "results/vox1_eer.txt",
 
 
+for corpus_rules in CORPUS_RULES[CORPUS["name"]]:
+
+    include: corpus_rules
+
+
+EVAL_SETS = sorted(set(TRIAL_SETS.values()))
+SETS = [TRAIN_SET] + EVAL_SETS + (["pretrain"] if CORPUS["pretrain_root"] else [])
+
+
+def trials_file(name):
+    """data/<set>/trials/<name>: the Kaldi trials of one configured list."""
+    return f"data/{TRIAL_SETS[name]}/trials/{name}"
+
+
 rule features:
     """Data only: corpus, manifests, trials and fbank of every set."""
     input:
         expand("data/{set}/feats.scp", set=SETS),
-        expand("data/vox1_test/trials/{trials}", trials=TRIALS),
+        [trials_file(t) for t in TRIALS],
 
 
-if EMBEDDED:
-
-    include: "local/rules/embedded.smk"
-
-
-include: "steps/rules/prepare.smk"
 include: "steps/rules/features.smk"
 include: "steps/rules/train.smk"
 include: "steps/rules/evaluate.smk"

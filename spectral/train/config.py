@@ -77,6 +77,11 @@ class TrainConfig:
     val_utts_per_speaker: int = field(
         default=1, metadata=_meta("Utterances of each training speaker held out for validation (speakers with fewer than two keep all)."))
     checkpoint_every: int = field(default=50, metadata=_meta("Write checkpoints/last.pt every this many steps (and after every epoch)."))
+    bn_recalibration_batches: int = field(
+        default=20,
+        metadata=_meta("After every epoch, re-estimate batch-norm statistics from this many un-augmented training batches "
+                       "with the epoch's final weights (the running averages lag the weights: 10% vs 27% held-out "
+                       "pre-training accuracy); 0 keeps the running averages."))
     init_backend: bool = field(
         default=True,
         metadata=_meta("finetune, builtin backbone: start the back-end (not the speaker head) from the pre-trained checkpoint's; false starts it at random."))
@@ -106,6 +111,7 @@ class TrainConfig:
         _check_number(s, "grad_clip", self.grad_clip, 0.0)
         _check_int(s, "val_utts_per_speaker", self.val_utts_per_speaker, 0)
         _check_int(s, "checkpoint_every", self.checkpoint_every, 1)
+        _check_int(s, "bn_recalibration_batches", self.bn_recalibration_batches, 0)
         _check_int(s, "seed", self.seed, 0)
         _check_int(s, "threads", self.threads, 0)
         if self.device not in DEVICES:

@@ -72,13 +72,15 @@ rule embed:
 
 def _score_inputs(w):
     inputs = {
-        "test": f"exp/{w.system}/embeddings/vox1_test/xvector.scp",
-        "trials": f"data/vox1_test/trials/{w.trials}",
+        "test": f"exp/{w.system}/embeddings/{TRIAL_SETS[w.trials]}/xvector.scp",
+        "trials": trials_file(w.trials),
     }
     if config["score"]["mean_subtraction"]:
-        inputs["mean"] = f"exp/{w.system}/embeddings/vox1_dev/xvector.scp"
+        inputs["mean"] = f"exp/{w.system}/embeddings/{TRAIN_SET}/xvector.scp"
     if config["score"]["asnorm"]:
-        inputs["cohort"] = f"exp/{w.system}/embeddings/vox1_dev/spk_xvector.scp"
+        inputs["cohort"] = f"exp/{w.system}/embeddings/{TRAIN_SET}/spk_xvector.scp"
+    if w.trials in ENROLL_MAPS:  # enrollment models average their utterances (CN-Celeb)
+        inputs["enroll_map"] = ENROLL_MAPS[w.trials]
     return inputs
 
 
@@ -88,6 +90,8 @@ def _score_options(w, input):
         opts += ["--mean-scp", input.mean]
     if "cohort" in input.keys():
         opts += ["--cohort-scp", input.cohort, "--top-n", str(config["score"]["asnorm_top_n"])]
+    if "enroll_map" in input.keys():
+        opts += ["--enroll-map", input.enroll_map]
     return " ".join(opts)
 
 
@@ -115,7 +119,7 @@ rule metrics:
     """Kaldi's EER and minDCF of every trial list of one system, with DET plots."""
     input:
         scores=expand("exp/{{system}}/scores/{trials}.score", trials=TRIALS),
-        trials=expand("data/vox1_test/trials/{trials}", trials=TRIALS),
+        trials=[trials_file(t) for t in TRIALS],
     output:
         results="exp/{system}/results.txt",
         metrics=expand("exp/{{system}}/scores/{trials}.metrics.json", trials=TRIALS),

@@ -78,8 +78,9 @@ if BUILTIN:
 
 def _finetune_inputs(w):
     settings = SYSTEMS[w.system]
-    inputs = {"feats": "data/vox1_dev/feats.scp", "wav_scp": "data/vox1_dev/wav.scp"}
+    inputs = {"wav_scp": f"data/{TRAIN_SET}/wav.scp"}
     if settings["model"]["backbone"] == "builtin":
+        inputs["feats"] = f"data/{TRAIN_SET}/feats.scp"  # wavlm/hubert read wav.scp only
         inputs["backbone"] = "exp/pretrain/builtin/final.pt"
     if settings["adapter"]["method"] in USES_FACTORS:
         a = settings["adapter"]
@@ -111,7 +112,7 @@ rule finetune:
         options=_finetune_options,
         augment_dirs=lambda w: _augment_dirs(SYSTEMS[w.system]),
         nproc=1,
-        data="data/vox1_dev",
+        data=f"data/{TRAIN_SET}",
         exp_dir=lambda w, output: os.path.dirname(output.final),
     threads: max(1, config["finetune"]["threads"] or 2)
     resources:

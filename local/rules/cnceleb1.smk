@@ -1,0 +1,36 @@
+# Stage prepare for CN-Celeb1 (a local copy of OpenSLR 82): dev speakers for training, the
+# eval set (enroll + test utterances), its enroll map and Kaldi trials. Corpus contract read
+# by the other rule files (see local/rules/vox1.smk): TRAIN_SET, TRIAL_SETS, ENROLL_MAPS.
+
+CNCELEB1_TRIALS = ["cnceleb1"]
+TRAIN_SET = "cnceleb1_dev"
+TRIAL_SETS = {t: "cnceleb1_eval" for t in TRIALS}
+ENROLL_MAPS = {t: "data/cnceleb1_eval/enroll.map" for t in TRIALS}
+
+_bad = [t for t in TRIALS if t not in CNCELEB1_TRIALS]
+if _bad:
+    raise WorkflowError(f"trials {_bad} are not CN-Celeb1 lists; corpus.name 'cnceleb1' offers {CNCELEB1_TRIALS}")
+if CORPUS["pretrain_root"] or CORPUS["vox2_root"]:
+    raise WorkflowError("corpus.pretrain_root and corpus.vox2_root are VoxCeleb settings; set them to null for cnceleb1")
+
+
+rule prepare_cnceleb1:
+    input:
+        dev_lst=f"{CORPUS['root']}/dev/dev.lst",
+        trials_lst=f"{CORPUS['root']}/eval/lists/trials.lst",
+    output:
+        dev="data/cnceleb1_dev/wav.scp",
+        eval="data/cnceleb1_eval/wav.scp",
+        enroll_map="data/cnceleb1_eval/enroll.map",
+        trials=expand("data/cnceleb1_eval/trials/{trials}", trials=TRIALS),
+    params:
+        stage=f"{BASE}/local/prepare_cnceleb1.sh",
+        corpus=CORPUS["root"],
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        cpus_per_task=1,
+    log:
+        "logs/prepare/cnceleb1.log",
+    shell:
+        "{params.stage} {params.corpus} data > {log} 2>&1"
