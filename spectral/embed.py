@@ -58,8 +58,12 @@ def embed_set(
     speaker_means: bool = False,
     threads: int = 2,
     progress: bool = True,
+    device: str = "cpu",
 ) -> Path:
-    """Embed every utterance of ``data_dir`` with the model of ``checkpoint``; returns xvector.scp."""
+    """Embed every utterance of ``data_dir`` with the model of ``checkpoint``; returns xvector.scp.
+
+    ``device``: cpu, cuda, or auto (cuda when available); a missing CUDA device is an error.
+    """
     import soundfile as sf
     import torch
     from tqdm import tqdm
@@ -70,7 +74,11 @@ def embed_set(
 
     torch.set_num_threads(threads)
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device", "is 'cuda' but no CUDA device is available")
+    dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
     model, ckpt = load_model_checkpoint(checkpoint)
+    model = model.to(dev)
     kind = ModelConfig.from_dict(ckpt["config"]["model"]).input_kind
     table_name = "feats.scp" if kind == "fbank" else "wav.scp"
     if not (data_dir / table_name).is_file():
@@ -91,10 +99,10 @@ def embed_set(
                 except Exception as err:
                     raise InputError(table[utt], f"cannot read audio ({err})") from None
             parts = _parts(x, max_len, crop_len, crops)
-            embs = [model(torch.from_numpy(np.ascontiguousarray(parts[0]))[None])[0]]
+            embs = [model(torch.from_numpy(np.ascontiguousarray(parts[0]))[None].to(dev))[0]]
             if len(parts) > 1:
-                embs.extend(model(torch.from_numpy(np.stack(parts[1:]))))
-            e = torch.nn.functional.normalize(torch.stack(embs), dim=-1).mean(0)
+                embs.extend(model(torch.from_numpy(np.stack(parts[1:])).to(dev)))
+            e = torch.nn.functional.normalize(torch.stack(embs), dim=-1).mean(0).cpu()
             if not torch.isfinite(e).all():
                 raise InputError(table[utt], f"embedding of {utt} is not finite")
             vectors[utt] = e.numpy()
@@ -122,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-seconds", type=float, default=3.0, help="length of each crop (default %(default)s)")
     p.add_argument("--speaker-means", action="store_true", help="also write spk_xvector.{ark,scp} from utt2spk")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default %(default)s)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu",
+                   help="where the model runs: cpu, cuda, or auto (cuda when available; default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -138,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_main(
         "spectral-embed",
         lambda: embed_set(args.checkpoint, args.data_dir, args.out_dir, args.max_seconds, args.crops,
-                          args.crop_seconds, args.speaker_means, args.threads, not args.no_progress),
+                          args.crop_seconds, args.speaker_means, args.threads, not args.no_progress, args.device),
     )
 
 

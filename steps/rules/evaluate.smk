@@ -53,6 +53,7 @@ rule embed:
         max_seconds=config["embed"]["max_seconds"],
         crops=config["embed"]["crops"],
         crop_seconds=config["embed"]["crop_seconds"],
+        device=config["embed"]["device"],
         data=lambda w: f"data/{w.set}",
         out_dir=lambda w, output: os.path.dirname(output.xvector),
     threads: config["embed"]["threads"]
@@ -60,13 +61,14 @@ rule embed:
         mem_mb=3000,
         runtime=30,
         cpus_per_task=config["embed"]["threads"],
+        gpu=1 if config["embed"]["device"] == "cuda" else 0,
     log:
         "logs/embed/{system}/{set}.log",
     benchmark:
         "benchmarks/embed/{system}/{set}.tsv"
     shell:
         "spectral-embed --no-progress --speaker-means --threads {threads} --max-seconds {params.max_seconds}"
-        " --crops {params.crops} --crop-seconds {params.crop_seconds}"
+        " --crops {params.crops} --crop-seconds {params.crop_seconds} --device {params.device}"
         " {input.model} {params.data} {params.out_dir} > {log} 2>&1"
 
 
