@@ -3,8 +3,8 @@
 Each method runs in a fresh process (so peak resident memory is its own): the default
 built-in backbone and back-end of ``conf/config.yaml`` (d=128, 4 layers; ECAPA C=64), the
 adapter on q_proj/k_proj at the configured rank and k, batch and crop of the finetune
-section, random fbank input, AdamW. "full (all)" trains every backbone weight, the usual
-meaning of full fine-tuning; "full (q,k)" trains only the adapted matrices.
+section, random fbank input, AdamW. "full" trains every backbone weight (the adapter method
+``full``, full fine-tuning).
 
     python bench/bench_train.py [--steps 8] [--batch 32] [--crop-seconds 1.0] [--threads 2]
 
@@ -24,7 +24,7 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-METHODS = ["frozen", "lora", "pissa", "milora", "dora", "spectralft", "spectralft_rot", "full", "full_all"]
+METHODS = ["frozen", "lora", "pissa", "milora", "dora", "spectralft", "spectralft_rot", "full"]
 
 
 def one(method: str, steps: int, batch: int, crop: float, threads: int) -> dict:
@@ -38,12 +38,9 @@ def one(method: str, steps: int, batch: int, crop: float, threads: int) -> dict:
     torch.manual_seed(0)
     cfg = resolve_config({})
     model = SpeakerModel(BuiltinBackbone(cfg.model.builtin), cfg.backend, 120)
-    if method == "full_all":
-        model.requires_grad_(True)
-    else:
-        a = cfg.adapter.to_dict()
-        a["method"] = method
-        apply_adapters(adapter_root(model), AdapterConfig.from_dict(a))
+    a = cfg.adapter.to_dict()
+    a["method"] = method
+    apply_adapters(adapter_root(model), AdapterConfig.from_dict(a))
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-3)
@@ -63,7 +60,7 @@ def one(method: str, steps: int, batch: int, crop: float, threads: int) -> dict:
     median = times[len(times) // 2]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
-        "method": "full (all)" if method == "full_all" else ("full (q,k)" if method == "full" else method),
+        "method": method,
         "trainable": count_trainable(model),
         "backbone_trainable": count_trainable(adapter_root(model)),
         "step_s": median,

@@ -11,8 +11,8 @@ Public API::
 
 Methods: spectralft, spectralft_rot, lora, pissa, milora, dora, full, frozen (see
 :mod:`spectral.adapters.config`). One module per method family: ``spectralft`` (additive and
-rotational), ``lowrank`` (LoRA, PiSSA, MiLoRA), ``dora``, ``full``; ``base`` holds the
-shared wrapper, ``decompose`` the SVD, ``api`` the model-level functions.
+rotational), ``lowrank`` (LoRA, PiSSA, MiLoRA), ``dora``, ``full`` (every backbone
+parameter trains; nothing is wrapped); ``base`` holds the shared wrapper, ``decompose`` the SVD, ``api`` the model-level functions.
 """
 
 from spectral.adapters.api import (
@@ -29,7 +29,6 @@ from spectral.adapters.base import AdapterLayer
 from spectral.adapters.config import METHODS, AdapterConfig, matches_target
 from spectral.adapters.decompose import SVD_METHODS, decompose
 from spectral.adapters.dora import DoRALayer
-from spectral.adapters.full import FullLayer
 from spectral.adapters.lowrank import LowRankLayer
 from spectral.adapters.spectralft import SpectralFTLayer, SpectralRotLayer
 
@@ -40,7 +39,6 @@ __all__ = [
     "AdapterConfig",
     "AdapterLayer",
     "DoRALayer",
-    "FullLayer",
     "LowRankLayer",
     "SpectralFTLayer",
     "SpectralRotLayer",

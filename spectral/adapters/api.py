@@ -3,7 +3,9 @@
 The finetune stage calls :func:`apply_adapters` on the backbone (with the factors the svd
 stage wrote), trains, and saves :func:`adapter_state_dict`; the embed stage restores it with
 :func:`load_adapters` and calls :func:`merge_adapters` for inference at the base model's
-cost. Reads and writes no files.
+cost. Method ``full`` wraps nothing: every parameter of the model trains, and the state
+functions treat those parameters as its adapter tensors (:mod:`spectral.adapters.full`).
+Reads and writes no files.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from torch import Tensor, nn
 from spectral.adapters.base import AdapterLayer
 from spectral.adapters.config import AdapterConfig, matches_target
 from spectral.adapters.dora import DoRALayer
-from spectral.adapters.full import FullLayer
+from spectral.adapters.full import full_parameters, is_full, mark_full, unmark_full
 from spectral.adapters.lowrank import LowRankLayer
 from spectral.adapters.spectralft import SpectralFTLayer, SpectralRotLayer
 
-#: The wrapper class of every method that wraps (``frozen`` wraps nothing).
+#: The wrapper class of every method that wraps (``full`` and ``frozen`` wrap nothing).
 LAYER_CLASSES: dict[str, type[AdapterLayer]] = {
     "spectralft": SpectralFTLayer,
     "spectralft_rot": SpectralRotLayer,
@@ -28,7 +30,6 @@ LAYER_CLASSES: dict[str, type[AdapterLayer]] = {
     "pissa": LowRankLayer,
     "milora": LowRankLayer,
     "dora": DoRALayer,
-    "full": FullLayer,
 }
 
 #: Methods that start from the singular triplets (and so can take precomputed factors).
@@ -64,15 +65,20 @@ def apply_adapters(
 
     Every parameter of ``model`` is frozen first; then each matched layer (any shape) is
     replaced by its method's wrapper, whose adapter tensors are the only trainable ones
-    (``full``: the matched layers' weights and biases; ``frozen``: nothing is wrapped or
-    trained). ``factors`` optionally maps module names (as in ``model.named_modules()``) to
+    (``frozen``: nothing is wrapped or trained). ``full`` wraps nothing and ignores
+    ``targets``: every parameter of ``model`` becomes trainable (full fine-tuning of the
+    whole backbone). ``factors`` optionally maps module names (as in ``model.named_modules()``) to
     factor dicts from the svd stage (:func:`spectral.svd.load_factors`), so the
     spectral methods and PiSSA/MiLoRA do not decompose again; they are checked against each
     weight. Raises ValueError when nothing matches, when the model already holds adapters,
     when k or r exceed a matrix's min(m, n), or when ``factors`` lack a matched module.
     """
-    if adapter_layers(model):
+    if adapter_layers(model) or is_full(model):
         raise ValueError("the model already holds adapters; apply them to the base model (or merge_adapters first)")
+    if cfg.method == "full":
+        if not any(True for _ in model.parameters()):
+            raise ValueError("method full: the model has no parameters to train")
+        return mark_full(model)
     names = find_targets(model, cfg.targets)
     if not names:
         linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
@@ -105,8 +111,11 @@ def merge_adapters(model: nn.Module) -> nn.Module:
     """Replace each adapter wrapper in ``model`` by a plain frozen ``nn.Linear`` holding W'; return ``model``.
 
     The merged model computes the same function at the base model's cost, and holds no
-    adapter tensors any more.
+    adapter tensors any more. A fully fine-tuned model (method ``full``) has nothing to
+    fold in: its parameters are frozen again and it counts as a base model.
     """
+    if is_full(model):
+        return unmark_full(model)
     for name, layer in adapter_layers(model).items():
         _set_submodule(model, name, layer.merged_linear())
     return model
@@ -119,13 +128,20 @@ def adapter_state_dict(model: nn.Module) -> dict[str, Tensor]:
     :func:`load_adapters` into the base model after :func:`apply_adapters` with the same
     config and the same factors (the same ``factors.pt``, or none both times). The
     model's own ``state_dict()`` holds the factors as buffers, if a self-contained
-    checkpoint is wanted.
+    checkpoint is wanted. For method ``full`` the trained tensors are every parameter of
+    the model, keyed as in ``model.named_parameters()``.
     """
-    state: dict[str, Tensor] = {}
+    return {key: param.detach().clone() for key, param in _trained_tensors(model).items()}
+
+
+def _trained_tensors(model: nn.Module) -> dict[str, nn.Parameter]:
+    if is_full(model):
+        return full_parameters(model)
+    params: dict[str, nn.Parameter] = {}
     for name, layer in adapter_layers(model).items():
         for key, param in layer.adapter_parameters().items():
-            state[f"{name}.{key}"] = param.detach().clone()
-    return state
+            params[f"{name}.{key}"] = param
+    return params
 
 
 def load_adapters(model: nn.Module, state: Mapping[str, Tensor]) -> nn.Module:
@@ -133,10 +149,7 @@ def load_adapters(model: nn.Module, state: Mapping[str, Tensor]) -> nn.Module:
 
     Strict: raises ValueError listing missing or unexpected keys, or a shape that differs.
     """
-    params: dict[str, nn.Parameter] = {}
-    for name, layer in adapter_layers(model).items():
-        for key, param in layer.adapter_parameters().items():
-            params[f"{name}.{key}"] = param
+    params = _trained_tensors(model)
     missing = sorted(set(params) - set(state))
     unexpected = sorted(set(state) - set(params))
     if missing or unexpected:

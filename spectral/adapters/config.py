@@ -31,6 +31,10 @@ METHODS: tuple[str, ...] = (
 #: Methods whose principal subspace is the top-k singular triplets (``top_k`` applies).
 SPECTRAL_METHODS: tuple[str, ...] = ("spectralft", "spectralft_rot")
 
+#: Fields a method does not read at all, so that system names can leave them out (only
+#: ``full`` is listed: leaving fields out of other methods' names would rename their systems).
+IGNORED_FIELDS: dict[str, tuple[str, ...]] = {"full": ("targets", "rank", "top_k", "alpha", "dropout")}
+
 
 def matches_target(name: str, patterns: list[str] | tuple[str, ...]) -> bool:
     """Whether the qualified module ``name`` is selected by any of ``patterns``.
@@ -64,15 +68,17 @@ class AdapterConfig:
             "Adapter method: spectralft (additive low-rank corrections of the top-k singular "
             "vectors), spectralft_rot (Cayley-parameterised orthogonal rotations of them), "
             "lora, pissa (adapter from the top-r triplets, residual frozen), milora (from the "
-            "bottom-r triplets), dora (magnitude/direction), full (the matched layers are "
-            "fully trainable), frozen (nothing in the backbone is trained)."
+            "bottom-r triplets), dora (magnitude/direction), full (full fine-tuning: every "
+            "backbone parameter is trained and targets, rank, top_k, alpha and dropout are "
+            "ignored), frozen (nothing in the backbone is trained)."
         ),
     )
     targets: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj"],
         metadata=_meta(
             "Module-name patterns of the nn.Linear layers to adapt: a name suffix after a dot "
-            "(peft style) or a regular expression matched against the whole qualified name."
+            "(peft style) or a regular expression matched against the whole qualified name. "
+            "Ignored by full, which trains the whole backbone."
         ),
     )
     rank: int = field(

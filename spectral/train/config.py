@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from spectral.adapters import AdapterConfig
-from spectral.adapters.config import SPECTRAL_METHODS
+from spectral.adapters.config import IGNORED_FIELDS, SPECTRAL_METHODS
 from spectral.models import BackendConfig, ModelConfig
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -273,7 +273,9 @@ def system_name(cfg: RunConfig) -> str:
     ``<backbone>_<method>[_k<top_k>][_r<rank>]_s<seed>_<hash>``: k for the spectral methods,
     r for every method with a rank, and an 8-hex-digit hash of all remaining settings
     (model shape, back-end, the adapter's other fields, the finetune and pretrain settings
-    that matter, augmentation), so two configurations never share a folder.
+    that matter, augmentation), so two configurations never share a folder. Adapter fields
+    the method ignores (:data:`~spectral.adapters.config.IGNORED_FIELDS`: targets, rank,
+    top_k, alpha and dropout of ``full``) are left out, so they do not split one system.
     """
     a = cfg.adapter
     parts = [cfg.model.backbone, a.method]
@@ -285,6 +287,8 @@ def system_name(cfg: RunConfig) -> str:
         parts.append("nores")
     parts.append(f"s{cfg.finetune.seed}")
     rest = cfg.to_dict()
+    for key in IGNORED_FIELDS.get(a.method, ()):
+        rest["adapter"].pop(key)
     for key in ("threads", "device", "distributed", "checkpoint_every"):
         rest["finetune"].pop(key)
         rest["pretrain"].pop(key)

@@ -7,7 +7,8 @@ training speakers' Kaldi data directory; writes into ``--exp-dir`` (``exp/<syste
 :func:`spectral.train.config.system_name`):
 
 ``final.pt``       the fine-tuned model with adapters merged (format in
-                   :mod:`spectral.models.speaker`), plus the adapter tensors themselves;
+                   :mod:`spectral.models.speaker`), plus the adapter tensors themselves
+                   (none for ``full``, whose trained tensors are the backbone in ``model``);
 ``train_log.tsv``  per epoch: loss, accuracy, validation loss and accuracy on held-out
                    utterances of the training speakers, lr, seconds, trainable parameters;
 ``checkpoints/last.pt``  for resuming (:mod:`spectral.train.loop`).
@@ -141,13 +142,13 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
         from spectral.svd import load_factors
 
         factors = _suffix_map(load_factors(factors_path), find_targets(root, cfg.adapter.targets), factors_path)
-    n_targets = len(find_targets(root, cfg.adapter.targets))
+    n_targets = len(find_targets(root, cfg.adapter.targets)) if cfg.adapter.method != "full" else "all"
     try:
         apply_adapters(root, cfg.adapter, factors=factors)
     except ValueError as err:
         raise InputError(factors_path or "adapter config", str(err)) from None
     if info.main:
-        log.info("adapter %s on %d modules: %d trainable backbone parameters, %d in all", cfg.adapter.method,
+        log.info("adapter %s on %s modules: %d trainable backbone parameters, %d in all", cfg.adapter.method,
                  n_targets, count_trainable(root), count_trainable(model))
     fingerprint = {
         "stage": "finetune", "system": system, "config": cfg.to_dict(), "backbone": str(backbone_checkpoint or cfg.model.path),
@@ -158,7 +159,8 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
             fingerprint["config"][section].pop(key)
 
     def write_final(trained, history) -> None:
-        adapters = adapter_state_dict(adapter_root(trained))
+        # full: the trained tensors are the whole backbone, which "model" holds already
+        adapters = {} if cfg.adapter.method == "full" else adapter_state_dict(adapter_root(trained))
         merged = copy.deepcopy(trained).cpu()
         merge_adapters(adapter_root(merged))
         ssl_config = None if cfg.model.backbone == "builtin" else merged.backbone.model.config.to_dict()

@@ -17,6 +17,7 @@ from spectral.adapters import (
     find_targets,
     load_adapters,
     matches_target,
+    merge_adapters,
 )
 
 
@@ -133,14 +134,19 @@ def test_load_adapters_is_strict_about_keys_and_shapes():
         load_adapters(model, {**state, "q_proj.A": torch.zeros(3, 8)})
 
 
-def test_frozen_trains_nothing_and_full_trains_the_matched_layers():
+def test_frozen_trains_nothing_and_full_trains_every_parameter_whatever_the_targets():
     frozen = apply_adapters(make_backbone(8, 8), AdapterConfig(method="frozen"))
     assert not any(p.requires_grad for p in frozen.parameters())
     assert adapter_state_dict(frozen) == {}
-    full = apply_adapters(make_backbone(8, 8), AdapterConfig(method="full"))
-    assert set(adapter_state_dict(full)) == {
-        "q_proj.base_layer.weight", "q_proj.base_layer.bias", "k_proj.base_layer.weight", "k_proj.base_layer.bias",
-    }
+    every = {n for n, _ in make_backbone(8, 8).named_parameters()}
+    for targets in (["q_proj", "k_proj"], ["no_such_layer"]):
+        full = apply_adapters(make_backbone(8, 8), AdapterConfig(method="full", targets=targets))
+        assert not adapter_layers(full) and all(p.requires_grad for p in full.parameters())
+        assert set(adapter_state_dict(full)) == every
+    with pytest.raises(ValueError, match="already holds adapters"):
+        apply_adapters(full, AdapterConfig(method="lora", rank=2))
+    merge_adapters(full)
+    assert not any(p.requires_grad for p in full.parameters()) and adapter_state_dict(full) == {}
 
 
 def test_decompose_is_canonical_and_gram_and_lowrank_find_the_same_subspace():
