@@ -87,7 +87,8 @@ class BatchNorm1d(nn.BatchNorm1d):
         var = stats[1 + x.shape[1] :] / n - mean * mean
         with torch.no_grad():
             self.num_batches_tracked += 1
-            m = self.momentum
+            # momentum None: the cumulative average, as nn.BatchNorm1d keeps it
+            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
             self.running_mean.mul_(1 - m).add_(m * mean.detach())
             self.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1).clamp(min=1))
         shape = [1, -1] + [1] * (x.dim() - 2)

@@ -16,7 +16,8 @@ never interrupted. Under ``torchrun`` with ``distributed: true`` the model is wr
 DistributedDataParallel (gloo on CPU, nccl on GPU); each process takes every
 world_size-th item of the global batch, so the result equals one process with that batch.
 A NaN or infinite loss stops training before the step is applied, keeping the last good
-checkpoint.
+checkpoint. After every epoch the batch-norm statistics are re-estimated with that epoch's
+weights (:func:`recalibrate_batchnorm`) before validation, the checkpoint and final.pt.
 """
 
 from __future__ import annotations
@@ -203,6 +204,41 @@ def validate(model: nn.Module, data: SpeakerData, batch_size: int, device: torch
     return loss_sum / len(data), correct / len(data)
 
 
+def recalibrate_batchnorm(model: nn.Module, data: SpeakerData, tcfg: TrainConfig, epoch: int, info: DistInfo) -> int:
+    """Re-estimate every batch-norm layer's running statistics with the current weights.
+
+    The running averages collected during training mix statistics of many past weights and
+    lag the final ones, and evaluation (validation, embeddings) uses them. This resets them
+    and takes the plain average over ``tcfg.bn_recalibration_batches`` batches of random,
+    un-augmented crops (a function of seed and epoch, so resuming stays exact); only the
+    batch-norm layers run in training mode, dropout stays off. Under DDP each process takes
+    its share of every batch and the statistics span all of them. Returns the batches used.
+    """
+    n_batches = tcfg.bn_recalibration_batches
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if n_batches == 0 or not norms or len(data) == 0:
+        return 0
+    was = model.training
+    model.eval()
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the recalibration batches
+        m.train()
+    with torch.no_grad():
+        for b in range(n_batches):
+            rng = np.random.default_rng([tcfg.seed, epoch, 104729, b])
+            items = data.sample_batch(rng, tcfg.batch_size, tcfg.utts_per_speaker)
+            mine = list(range(info.rank, len(items), info.world))
+            rngs = [np.random.default_rng([tcfg.seed, epoch, 104729, b, i]) for i in mine]
+            x, _ = data.batch([items[i] for i in mine], rngs, augment=False)
+            model(x.to(info.device))
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+    model.train(was)
+    return n_batches
+
+
 def _fmt(value: float) -> str:
     return "nan" if value != value else f"{value:.6g}"
 
@@ -356,6 +392,7 @@ def train(
                 started = time.perf_counter()
                 save_last(epoch, step)
         bar.close()
+        recalibrate_batchnorm(model, train_data, tcfg, epoch, info)
         val_loss, val_acc = validate(model, val_data, tcfg.batch_size, info.device)
         sums["seconds"] += time.perf_counter() - started
         row = {
