@@ -65,3 +65,4 @@ rule features:
 include: "steps/rules/features.smk"
 include: "steps/rules/train.smk"
 include: "steps/rules/evaluate.smk"
+include: "steps/rules/compare.smk"

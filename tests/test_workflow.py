@@ -122,6 +122,34 @@ def test_changing_the_corpus_seed_reruns_everything(tiny_run):
         assert f"rule {rule}:" in out
 
 
+COMPARE = """\
+compare:
+  seeds: [1, 2]
+  methods:
+    - {label: frozen, adapter: {method: frozen}}
+    - {label: spectralft, adapter: {rank: 4}}
+"""
+
+
+@pytest.mark.slow
+def test_comparison_trains_each_method_per_seed_on_the_shared_backbone_and_tabulates_them(tiny_run):
+    work, env = tiny_run
+    dry = snakemake(work, env, "-n", "results/comparison.md", override=COMPARE)
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out
+    # spectralft seed 1 is the main job's system, already built; nothing before fine-tuning reruns
+    assert planned_jobs(out) == {"finetune": 3, "embed": 6, "score": 6, "metrics": 3, "compare": 1}, out
+    run = snakemake(work, env, "--cores", "2", "results/comparison.md", override=COMPARE)
+    assert run.returncode == 0, run.stderr[-3000:]
+    md = (work / "results" / "comparison.md").read_text()
+    summary = [line for line in md.split("## Every run")[0].splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in summary[1:]] == ["| frozen", "| spectralft"]
+    assert all(row.split(" | ")[1] == "1,2" for row in summary[1:])
+    tsv = (work / "results" / "comparison.tsv").read_text().splitlines()
+    assert len(tsv) == 1 + 4 and len({row.split("\t")[2] for row in tsv[1:]}) == 4
+    assert (work / "results" / "comparison.png").stat().st_size > 0
+
+
 def test_unknown_config_key_stops_before_any_work(tmp_path, venv_env):
     (tmp_path / "tiny.yaml").write_text(TINY + "featurs:\n  nj: 1\n")
     run = snakemake(tmp_path, venv_env, "-n", "features")

@@ -28,6 +28,21 @@ def add_system(overrides=None):
 
 
 SYSTEM = add_system()
+
+
+def _compare_runs():
+    """(label, seed, system) of every run of the comparison (config['compare'])."""
+    runs = []
+    for method in config["compare"]["methods"]:
+        overrides = {k: v for k, v in method.items() if k != "label"}
+        for seed in config["compare"]["seeds"]:
+            settings = copy.deepcopy(overrides)
+            settings.setdefault("finetune", {})["seed"] = seed
+            runs.append((method["label"], seed, add_system(settings)))
+    return runs
+
+
+COMPARE_RUNS = _compare_runs()  # registered here: the finetune rule's wildcard takes every system
 BUILTIN = config["model"]["backbone"] == "builtin"
 MODEL_NAME = "builtin" if BUILTIN else os.path.basename(os.path.normpath(config["model"]["path"]))
 
