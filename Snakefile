@@ -63,6 +63,7 @@ rule features:
 
 
 include: "steps/rules/features.smk"
+include: "steps/rules/augment.smk"
 include: "steps/rules/train.smk"
 include: "steps/rules/evaluate.smk"
 include: "steps/rules/compare.smk"

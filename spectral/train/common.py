@@ -23,7 +23,7 @@ log = logging.getLogger("spectral.train")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """--config, --set, --noise-dir, --rir-dir, --no-progress."""
+    """--config, --set, --noise-dir, --rir-dir, --noise-manifest, --rir-manifest, --no-progress."""
     parser.add_argument(
         "--config", default=None,
         help="settings: a YAML/JSON file laid out like conf/config.yaml (sections model, backend, adapter, "
@@ -31,8 +31,14 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one setting (value parsed as YAML); repeatable")
-    parser.add_argument("--noise-dir", default=None, help="noise .wav directory for augmentation (overrides augment.noise_dir)")
-    parser.add_argument("--rir-dir", default=None, help="room impulse response .wav directory (overrides augment.rir_dir)")
+    parser.add_argument("--noise-dir", default=None,
+                        help="noise directory (MUSAN or any audio directory) for augmentation (overrides augment.noise_dir)")
+    parser.add_argument("--rir-dir", default=None,
+                        help="room impulse response directory (RIRS_NOISES or any audio directory; overrides augment.rir_dir)")
+    parser.add_argument("--noise-manifest", default=None,
+                        help="the augment stage's noise recordings (lhotse .jsonl.gz); used instead of augment.noise_dir")
+    parser.add_argument("--rir-manifest", default=None,
+                        help="the augment stage's RIR recordings (lhotse .jsonl.gz); used instead of augment.rir_dir")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

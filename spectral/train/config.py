@@ -24,6 +24,7 @@ from typing import Any
 
 from spectral.adapters import AdapterConfig
 from spectral.adapters.config import IGNORED_FIELDS, SPECTRAL_METHODS
+from spectral.augment import MUSAN_PARTS, RIRS_PARTS
 from spectral.models import BackendConfig, ModelConfig
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -141,9 +142,24 @@ class AugmentConfig:
     snr_min: float = field(default=0.0, metadata=_meta("Lowest signal-to-noise ratio of added noise, dB."))
     snr_max: float = field(default=15.0, metadata=_meta("Highest signal-to-noise ratio of added noise, dB."))
     noise_dir: str | None = field(
-        default=None, metadata=_meta("Directory searched (recursively) for noise .wav files, e.g. MUSAN; null = <corpus root>/noise."))
+        default=None,
+        metadata=_meta("Local noise directory, listed by the augment stage with lhotse: a MUSAN tree (music/ speech/ noise/; "
+                       "parts in musan_parts) or any directory, whose .wav/.flac files below it are all used; "
+                       "null = <corpus root>/noise."))
     rir_dir: str | None = field(
-        default=None, metadata=_meta("Directory searched (recursively) for room impulse response .wav files; null = <corpus root>/rir."))
+        default=None,
+        metadata=_meta("Local room impulse response directory, listed by the augment stage with lhotse: a RIRS_NOISES tree "
+                       "(simulated_rirs/ real_rirs_isotropic_noises/; parts in rirs_parts) or any directory, whose "
+                       ".wav/.flac files below it are all used; null = <corpus root>/rir."))
+    musan_parts: list[str] = field(
+        default_factory=lambda: ["music", "noise"],
+        metadata=_meta("MUSAN parts used as noise when noise_dir is a MUSAN tree: music, speech, noise. speech is left out "
+                       "by default: one competing talker at these SNRs blurs the speaker label (Kaldi's recipe mixes 3-7 "
+                       "talkers at 13-20 dB as babble)."))
+    rirs_parts: list[str] = field(
+        default_factory=lambda: ["sim_rir"],
+        metadata=_meta("RIRS_NOISES parts used when rir_dir is a RIRS_NOISES tree: sim_rir (simulated rooms, as Kaldi's "
+                       "VoxCeleb recipe) and real_rir (measured; of a multi-channel response the first channel is used)."))
     time_masks: int = field(default=0, metadata=_meta("SpecAugment: time masks per crop (0 disables)."))
     time_mask_width: int = field(default=10, metadata=_meta("SpecAugment: widest time mask, in backbone input frames (fbank frames or 20 ms SSL frames)."))
     freq_masks: int = field(default=0, metadata=_meta("SpecAugment: frequency masks per crop (fbank backbones only; 0 disables)."))
@@ -157,6 +173,11 @@ class AugmentConfig:
         _check_number(s, "snr_max", self.snr_max, -math.inf)
         if self.snr_min > self.snr_max:
             raise ValueError(f"augment.snr_min ({self.snr_min}) must not exceed augment.snr_max ({self.snr_max})")
+        for name, known in (("musan_parts", MUSAN_PARTS), ("rirs_parts", tuple(RIRS_PARTS))):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value or any(v not in known for v in value):
+                raise ValueError(f"augment.{name} must be a non-empty list of {', '.join(known)}, got {value!r}")
+            setattr(self, name, list(value))
         for name in ("time_masks", "freq_masks"):
             _check_int(s, name, getattr(self, name), 0)
         for name in ("time_mask_width", "freq_mask_width"):

@@ -2,8 +2,10 @@
 
 Reads a Kaldi data directory (``utt2spk``; ``feats.scp`` for fbank backbones, ``wav.scp``
 for waveform backbones or waveform augmentation) and, when augmentation is on, the noise and
-room-impulse-response ``.wav`` files of two directories (MUSAN/RIR, or the embedded
-corpus's ``noise/`` and ``rir/``). Writes nothing.
+room-impulse-response recordings: lhotse manifests written by the augment stage
+(:mod:`spectral.augment`; from MUSAN and RIRS_NOISES, or the embedded corpus's ``noise/``
+and ``rir/``), or directories prepared the same way in memory. Their audio is loaded through
+lhotse. Writes nothing.
 
 Everything random is a pure function of (seed, epoch, step, item): a batch is drawn from
 ``numpy.random.default_rng([seed, epoch, step])`` and each of its crops from
@@ -24,6 +26,7 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
+from spectral.augment import RecordingPool
 from spectral.data.kaldi import c_sorted, read_table, spk2utt_from
 from spectral.errors import InputError
 from spectral.train.config import AugmentConfig
@@ -81,6 +84,9 @@ class SpeakerData:
     ``kind`` is "fbank" (matrices from ``feats.scp``, mean-normalised) or "waveform"
     (float samples in [-1, 1] from ``wav.scp``). With waveform augmentation and fbank
     input, crops are read as audio, augmented, and turned into fbank on the fly.
+    ``noise`` and ``rir`` are each a recordings manifest of the augment stage or a directory
+    (MUSAN, RIRS_NOISES or any directory of audio files, see :mod:`spectral.augment`);
+    they are needed when ``augment.noise_prob`` or ``augment.reverb_prob`` is above 0.
     """
 
     def __init__(
@@ -89,8 +95,8 @@ class SpeakerData:
         kind: str,
         crop_seconds: float,
         augment: AugmentConfig | None = None,
-        noise_dir: str | Path | None = None,
-        rir_dir: str | Path | None = None,
+        noise: str | Path | None = None,
+        rir: str | Path | None = None,
         speakers: Sequence[str] | None = None,
         utts: Sequence[str] | None = None,
     ) -> None:
@@ -129,22 +135,16 @@ class SpeakerData:
         self.crop_samples = max(1, int(round(crop_seconds * SAMPLE_RATE)))
         self._lengths: dict[str, int] = {}
         self._fbank = None
-        self._noises: list[np.ndarray] | None = None
-        self._rirs: list[np.ndarray] | None = None
-        self.noise_files = self._find_wavs(noise_dir, "noise") if self.augment.noise_prob > 0 else []
-        self.rir_files = self._find_wavs(rir_dir, "rir") if self.augment.reverb_prob > 0 else []
+        self.noises = self._pool(noise, "noise") if self.augment.noise_prob > 0 else None
+        self.rirs = self._pool(rir, "rir") if self.augment.reverb_prob > 0 else None
 
-    @staticmethod
-    def _find_wavs(directory: str | Path | None, what: str) -> list[Path]:
-        if directory is None:
-            raise InputError(f"<{what} dir>", f"augment.{'noise' if what == 'noise' else 'reverb'}_prob > 0 needs a {what} directory")
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise InputError(directory, f"no such {what} directory")
-        files = sorted(directory.rglob("*.wav"))
-        if not files:
-            raise InputError(directory, f"holds no .wav files to use as {what}")
-        return files
+    def _pool(self, source: str | Path | None, kind: str) -> RecordingPool:
+        if source is None:
+            prob = "noise_prob" if kind == "noise" else "reverb_prob"
+            raise InputError(f"<{kind} recordings>", f"augment.{prob} > 0 needs --{kind}-manifest (the augment "
+                                                      f"stage's) or augment.{kind}_dir")
+        a = self.augment
+        return RecordingPool(source, kind, musan_parts=a.musan_parts, rirs_parts=a.rirs_parts)
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -240,42 +240,25 @@ class SpeakerData:
         feats = _fit(feats, self.crop_frames, 0)
         return feats - feats.mean(axis=0, keepdims=True)
 
-    @staticmethod
-    def _read_all(files: list[Path]) -> list[np.ndarray]:
-        out = []
-        for path in files:
-            try:
-                data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-            except Exception as err:
-                raise InputError(path, f"cannot read audio ({err})") from None
-            if sr != SAMPLE_RATE:
-                raise InputError(path, f"expected {SAMPLE_RATE} Hz audio, found {sr} Hz")
-            if data.shape[0] == 0:
-                raise InputError(path, "holds no audio samples")
-            out.append(data.mean(axis=1))
-        return out
-
     def _augment_wave(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         a = self.augment
         use_rir = a.reverb_prob > 0 and rng.random() < a.reverb_prob
         use_noise = a.noise_prob > 0 and rng.random() < a.noise_prob
         power = float(np.mean(x * x)) + 1e-10
         if use_rir:
-            if self._rirs is None:
-                self._rirs = self._read_all(self.rir_files)
             from scipy.signal import fftconvolve
 
-            rir = self._rirs[int(rng.integers(len(self._rirs)))]
+            rir = self.rirs.whole(int(rng.integers(len(self.rirs))))
             rir = rir / (np.sqrt(np.sum(rir * rir)) + 1e-10)
             peak = int(np.argmax(np.abs(rir)))
             y = fftconvolve(x, rir)[peak : peak + len(x)]
             x = (y * np.sqrt(power / (float(np.mean(y * y)) + 1e-10))).astype(np.float32)
         if use_noise:
-            if self._noises is None:
-                self._noises = self._read_all(self.noise_files)
-            noise = self._noises[int(rng.integers(len(self._noises)))]
-            start = int(rng.integers(0, max(len(noise) - len(x), 0) + 1))
-            noise = _fit(noise, len(x), start)
+            index = int(rng.integers(len(self.noises)))
+            n = self.noises.num_samples(index)
+            start = int(rng.integers(0, max(n - len(x), 0) + 1))
+            # only the crop's stretch is read: a noise corpus of any size costs no memory
+            noise = self.noises.read(index, start, len(x)) if n >= len(x) else _fit(self.noises.whole(index), len(x), 0)
             snr = rng.uniform(a.snr_min, a.snr_max)
             npow = float(np.mean(noise * noise)) + 1e-10
             x = x + noise * np.sqrt(power / (npow * 10.0 ** (snr / 10.0)))

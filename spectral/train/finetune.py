@@ -104,8 +104,12 @@ def load_backbone(cfg: RunConfig, checkpoint: str | None) -> tuple[torch.nn.Modu
 
 
 def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone_checkpoint: str | None = None,
-             factors_path: str | None = None, progress: bool = True) -> Path:
-    """Fine-tune as ``cfg`` says; return the path of the written final.pt."""
+             factors_path: str | None = None, progress: bool = True, noise_manifest: str | None = None,
+             rir_manifest: str | None = None) -> Path:
+    """Fine-tune as ``cfg`` says; return the path of the written final.pt.
+
+    ``noise_manifest``/``rir_manifest`` (the augment stage's) take the place of augment.noise_dir/rir_dir.
+    """
     tcfg = cfg.finetune
     info = setup_distributed(tcfg)
     set_threads(tcfg.threads)
@@ -119,7 +123,7 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
     train_utts, val_utts = split_validation(utt2spk, tcfg.val_utts_per_speaker, tcfg.seed)
     kind = cfg.model.input_kind
     kw = dict(kind=kind, crop_seconds=tcfg.crop_seconds, augment=cfg.augment,
-              noise_dir=cfg.augment.noise_dir, rir_dir=cfg.augment.rir_dir)
+              noise=noise_manifest or cfg.augment.noise_dir, rir=rir_manifest or cfg.augment.rir_dir)
     train_data = SpeakerData(data_dir, utts=train_utts, **kw)
     val_data = SpeakerData(data_dir, utts=val_utts, speakers=train_data.speakers, **{**kw, "augment": None})
     system = system_name(cfg)
@@ -196,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the builtin backbone needs --backbone-checkpoint (the pretrain stage's final.pt)")
     log_config("spectral-finetune", args, cfg, int(os.environ.get("RANK", "0")))
     return run_stage("spectral-finetune", lambda: finetune(cfg, args.data_dir, args.exp_dir, args.backbone_checkpoint,
-                                                          args.factors, not args.no_progress))
+                                                          args.factors, not args.no_progress,
+                                                          args.noise_manifest, args.rir_manifest))
 
 
 if __name__ == "__main__":

@@ -51,8 +51,12 @@ def _train_fingerprint(tcfg) -> dict:
     return d
 
 
-def pretrain(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, progress: bool = True) -> Path:
-    """Pre-train the built-in backbone on ``data_dir``; return the path of the written final.pt."""
+def pretrain(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, progress: bool = True,
+             noise_manifest: str | None = None, rir_manifest: str | None = None) -> Path:
+    """Pre-train the built-in backbone on ``data_dir``; return the path of the written final.pt.
+
+    ``noise_manifest``/``rir_manifest`` (the augment stage's) take the place of augment.noise_dir/rir_dir.
+    """
     if cfg.model.backbone != "builtin":
         raise ValueError(f"the pretrain stage trains the builtin backbone only (model.backbone is {cfg.model.backbone!r})")
     tcfg = cfg.pretrain
@@ -68,7 +72,7 @@ def pretrain(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, progress
     utt2spk = read_table(data_dir / "utt2spk")
     train_utts, val_utts = split_validation(utt2spk, tcfg.val_utts_per_speaker, tcfg.seed)
     kw = dict(kind="fbank", crop_seconds=tcfg.crop_seconds, augment=cfg.augment,
-              noise_dir=cfg.augment.noise_dir, rir_dir=cfg.augment.rir_dir)
+              noise=noise_manifest or cfg.augment.noise_dir, rir=rir_manifest or cfg.augment.rir_dir)
     train_data = SpeakerData(data_dir, utts=train_utts, **kw)
     val_data = SpeakerData(data_dir, utts=val_utts, speakers=train_data.speakers, **{**kw, "augment": None})
     if info.main:
@@ -110,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     log_config("spectral-pretrain", args, cfg, int(os.environ.get("RANK", "0")))
-    return run_stage("spectral-pretrain", lambda: pretrain(cfg, args.data_dir, args.exp_dir, not args.no_progress))
+    return run_stage("spectral-pretrain", lambda: pretrain(cfg, args.data_dir, args.exp_dir, not args.no_progress,
+                                                          args.noise_manifest, args.rir_manifest))
 
 
 if __name__ == "__main__":

@@ -47,14 +47,20 @@ BUILTIN = config["model"]["backbone"] == "builtin"
 MODEL_NAME = "builtin" if BUILTIN else os.path.basename(os.path.normpath(config["model"]["path"]))
 
 
-def _augment_dirs(settings):
-    """--noise-dir/--rir-dir options: configured dirs, else the corpus's own noise/ and rir/."""
-    a, opts = settings["augment"], []
+def _augment_inputs(settings):
+    """The augment stage's manifests (steps/rules/augment.smk) that training with ``settings`` reads."""
+    a, inputs = settings["augment"], {}
     if a["noise_prob"] > 0:
-        opts += ["--noise-dir", a["noise_dir"] or f"{CORPUS['root']}/noise"]
+        inputs["noise_manifest"] = augment_manifest(settings, "noise")
     if a["reverb_prob"] > 0:
-        opts += ["--rir-dir", a["rir_dir"] or f"{CORPUS['root']}/rir"]
-    return " ".join(opts)
+        inputs["rir_manifest"] = augment_manifest(settings, "rir")
+    return inputs
+
+
+def _augment_options(input):
+    """--noise-manifest/--rir-manifest options of the training stages, from their inputs."""
+    keys = [k for k in ("noise_manifest", "rir_manifest") if k in input.keys()]
+    return " ".join(f"--{k.replace('_', '-')} {getattr(input, k)}" for k in keys)
 
 
 def _gpu(section):
@@ -65,6 +71,7 @@ if BUILTIN:
 
     rule pretrain:
         input:
+            unpack(lambda w: _augment_inputs(config)),
             feats="data/pretrain/feats.scp",
             utt2spk="data/pretrain/wav.scp",
         output:
@@ -72,7 +79,7 @@ if BUILTIN:
         params:
             stage=f"{BASE}/steps/pretrain.sh",
             config=json.dumps({s: config[s] for s in ("model", "backend", "pretrain", "augment")}, sort_keys=True),
-            augment_dirs=_augment_dirs(config),
+            augment=lambda w, input: _augment_options(input),
             nproc=1,
             data="data/pretrain",
             exp_dir=lambda w, output: os.path.dirname(output.final),
@@ -87,13 +94,13 @@ if BUILTIN:
         benchmark:
             "benchmarks/pretrain/builtin.tsv"
         shell:
-            "{params.stage} --nproc {params.nproc} --config {params.config:q} {params.augment_dirs}"
+            "{params.stage} --nproc {params.nproc} --config {params.config:q} {params.augment}"
             " {params.data} {params.exp_dir} > {log} 2>&1"
 
 
 def _finetune_inputs(w):
     settings = SYSTEMS[w.system]
-    inputs = {"wav_scp": f"data/{TRAIN_SET}/wav.scp"}
+    inputs = {"wav_scp": f"data/{TRAIN_SET}/wav.scp", **_augment_inputs(settings)}
     if settings["model"]["backbone"] == "builtin":
         inputs["feats"] = f"data/{TRAIN_SET}/feats.scp"  # wavlm/hubert read wav.scp only
         inputs["backbone"] = "exp/pretrain/builtin/final.pt"
@@ -110,7 +117,7 @@ def _finetune_options(w, input):
         opts += ["--backbone-checkpoint", input.backbone]
     if "factors" in input.keys():
         opts += ["--factors", input.factors]
-    return " ".join(opts)
+    return " ".join(opts + [_augment_options(input)])
 
 
 rule finetune:
@@ -125,7 +132,6 @@ rule finetune:
         stage=f"{BASE}/steps/finetune.sh",
         config=lambda w: json.dumps(SYSTEMS[w.system], sort_keys=True),
         options=_finetune_options,
-        augment_dirs=lambda w: _augment_dirs(SYSTEMS[w.system]),
         nproc=1,
         data=f"data/{TRAIN_SET}",
         exp_dir=lambda w, output: os.path.dirname(output.final),
@@ -140,5 +146,5 @@ rule finetune:
     benchmark:
         "benchmarks/finetune/{system}.tsv"
     shell:
-        "{params.stage} --nproc {params.nproc} --config {params.config:q} {params.options} {params.augment_dirs}"
+        "{params.stage} --nproc {params.nproc} --config {params.config:q} {params.options}"
         " {params.data} {params.exp_dir} > {log} 2>&1"

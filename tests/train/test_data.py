@@ -43,7 +43,7 @@ def test_batches_are_speaker_balanced_and_reproducible(tiny_data):
 def test_noise_reverb_and_specaugment_change_the_crop(tiny_data):
     root = tiny_data.parents[1] / "vox1"
     aug = AugmentConfig(noise_prob=1.0, reverb_prob=1.0, snr_min=5, snr_max=5, time_masks=1, freq_masks=1)
-    data = SpeakerData(tiny_data, "fbank", crop_seconds=0.5, augment=aug, noise_dir=root / "noise", rir_dir=root / "rir")
+    data = SpeakerData(tiny_data, "fbank", crop_seconds=0.5, augment=aug, noise=root / "noise", rir=root / "rir")
     clean = SpeakerData(tiny_data, "fbank", crop_seconds=0.5)
     utt = data.utts[0]
     a = data.crop(utt, np.random.default_rng(3), augment=True)
@@ -53,5 +53,5 @@ def test_noise_reverb_and_specaugment_change_the_crop(tiny_data):
 
 
 def test_missing_noise_directory_is_named(tiny_data, tmp_path):
-    with pytest.raises(InputError, match="no such noise directory"):
-        SpeakerData(tiny_data, "fbank", 0.5, augment=AugmentConfig(noise_prob=0.5), noise_dir=tmp_path / "none")
+    with pytest.raises(InputError, match="no such noise manifest or directory"):
+        SpeakerData(tiny_data, "fbank", 0.5, augment=AugmentConfig(noise_prob=0.5), noise=tmp_path / "none")
