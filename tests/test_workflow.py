@@ -158,7 +158,15 @@ def test_unknown_config_key_stops_before_any_work(tmp_path, venv_env):
     assert not (tmp_path / "corpus").exists()
 
 
-SHIPPED = sorted(p for p in (REPO / "conf").glob("*.yaml") if p.name != "config.schema.yaml")
+def _reads_local_corpus(path: Path) -> bool:
+    import yaml
+
+    return (yaml.safe_load(path.read_text()).get("corpus") or {}).get("name", "embedded") != "embedded"
+
+
+# configs of real corpora (conf/vox1.yaml, conf/cnceleb1.yaml) need the corpus on disk: they are
+# dry-run on fabricated copies of their layouts in tests/test_real_configs.py
+SHIPPED = sorted(p for p in (REPO / "conf").glob("*.yaml") if p.name != "config.schema.yaml" and not _reads_local_corpus(p))
 
 
 @pytest.mark.parametrize("config", SHIPPED, ids=lambda p: p.name)

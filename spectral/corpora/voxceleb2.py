@@ -90,7 +90,8 @@ def decode(path: str | Path, sampling_rate: int = 16000) -> np.ndarray:
         rec = Recording.from_file(str(path))
         samples = rec.load_audio()
     except Exception as err:  # lhotse tries every backend and reports them all
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip() and not ln.startswith("Set LHOTSE")]
+        first = " ".join(lines)[:400]
         hint = (" lhotse reads AAC (.m4a) only through ffmpeg: install ffmpeg (or a torchaudio with ffmpeg), "
                 "or convert VoxCeleb2 to .wav/.flac first" if str(path).endswith(".m4a") else "")
         raise InputError(path, f"cannot decode audio with lhotse's backends ({type(err).__name__}: {first}).{hint}") from None
