@@ -50,16 +50,15 @@ EVAL_SETS = sorted(set(TRIAL_SETS.values()))
 SETS = [TRAIN_SET] + EVAL_SETS + (["pretrain"] if CORPUS["pretrain_root"] else [])
 
 
-def trials_file(name):
-    """data/<set>/trials/<name>: the Kaldi trials of one configured list."""
-    return f"data/{TRIAL_SETS[name]}/trials/{name}"
+# the Kaldi trials file of every configured list: data/<set>/trials/<name>
+TRIALS_FILES = {t: f"data/{TRIAL_SETS[t]}/trials/{t}" for t in TRIALS}
 
 
 rule features:
     """Data only: corpus, manifests, trials and fbank of every set."""
     input:
         expand("data/{set}/feats.scp", set=SETS),
-        [trials_file(t) for t in TRIALS],
+        list(TRIALS_FILES.values()),
 
 
 include: "steps/rules/features.smk"

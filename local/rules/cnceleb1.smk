@@ -32,5 +32,7 @@ rule prepare_cnceleb1:
         cpus_per_task=1,
     log:
         "logs/prepare/cnceleb1.log",
+    benchmark:
+        "benchmarks/prepare/cnceleb1.tsv"
     shell:
         "{params.stage} {params.corpus} data > {log} 2>&1"

@@ -15,6 +15,8 @@ TRAIN_SET = "vox1_vox2_dev" if VOX2 else "vox1_dev"
 TRIAL_SETS = {t: "vox1_all" if t in VOX1_ALL_TRIALS else "vox1_test" for t in TRIALS}
 ENROLL_MAPS = {}
 
+if EMBEDDED and VOX2:
+    raise WorkflowError("corpus.vox2_root adds VoxCeleb2-dev to a real VoxCeleb1 (corpus.name vox1); set it to null for the embedded corpus")
 _bad = [t for t in TRIALS if t not in VOX1_CORPUS_TRIALS]
 if _bad:
     raise WorkflowError(f"trials {_bad} are not VoxCeleb1 lists; corpus.name {CORPUS['name']!r} offers {VOX1_CORPUS_TRIALS}")
@@ -43,6 +45,8 @@ rule prepare_target:
         cpus_per_task=1,
     log:
         "logs/prepare/vox1.log",
+    benchmark:
+        "benchmarks/prepare/vox1.tsv"
     shell:
         "{params.stage} {params.all_opts} {params.corpus} data > {log} 2>&1"
 

@@ -75,7 +75,7 @@ rule embed:
 def _score_inputs(w):
     inputs = {
         "test": f"exp/{w.system}/embeddings/{TRIAL_SETS[w.trials]}/xvector.scp",
-        "trials": trials_file(w.trials),
+        "trials": TRIALS_FILES[w.trials],
     }
     if config["score"]["mean_subtraction"]:
         inputs["mean"] = f"exp/{w.system}/embeddings/{TRAIN_SET}/xvector.scp"
@@ -121,7 +121,7 @@ rule metrics:
     """Kaldi's EER and minDCF of every trial list of one system, with DET plots."""
     input:
         scores=expand("exp/{{system}}/scores/{trials}.score", trials=TRIALS),
-        trials=[trials_file(t) for t in TRIALS],
+        trials=[TRIALS_FILES[t] for t in TRIALS],
     output:
         results="exp/{system}/results.txt",
         metrics=expand("exp/{{system}}/scores/{trials}.metrics.json", trials=TRIALS),
