@@ -55,3 +55,19 @@ def test_noise_reverb_and_specaugment_change_the_crop(tiny_data):
 def test_missing_noise_directory_is_named(tiny_data, tmp_path):
     with pytest.raises(InputError, match="no such noise manifest or directory"):
         SpeakerData(tiny_data, "fbank", 0.5, augment=AugmentConfig(noise_prob=0.5), noise=tmp_path / "none")
+
+
+def test_cached_fbank_gives_the_crops_of_reading_the_ark_and_is_never_modified(tiny_data):
+    aug = AugmentConfig(time_masks=2, freq_masks=2)  # masks write zeros into the crop
+    cached = SpeakerData(tiny_data, "fbank", crop_seconds=0.5, augment=aug)
+    uncached = SpeakerData(tiny_data, "fbank", crop_seconds=0.5, augment=aug)
+    uncached.FBANK_CACHE_BYTES = 0
+    for epoch in range(2):
+        items = cached.sample_batch(np.random.default_rng([epoch]), 8, 1)
+        rngs = lambda: [np.random.default_rng([epoch, i]) for i in range(8)]  # noqa: E731
+        a, _ = cached.batch(items, rngs(), augment=True)
+        b, _ = uncached.batch(items, rngs(), augment=True)
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert cached._fbank_cache and not uncached._fbank_cache
+    for utt, mat in cached._fbank_cache.items():
+        np.testing.assert_array_equal(mat, uncached._load_fbank(utt))  # the masks did not reach the cache
