@@ -320,7 +320,12 @@ def train(
     if info.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        wrapped = DistributedDataParallel(wrapped, device_ids=[info.device] if info.device.type == "cuda" else None)
+        # a whole trainable backbone (method full) may hold parameters a forward never uses
+        # (WavLM's masked_spec_embed with masking off); DDP must then look for them each step
+        backbone = getattr(model, "backbone", None)
+        whole = backbone is not None and any(p.requires_grad for p in backbone.parameters())
+        wrapped = DistributedDataParallel(wrapped, device_ids=[info.device] if info.device.type == "cuda" else None,
+                                          find_unused_parameters=whole)
 
     def save_last(ep: int, st: int) -> None:
         if not info.main:
