@@ -19,6 +19,11 @@ validate(config, f"{BASE}/conf/config.schema.yaml")
 # every job sees the project's venv first on PATH, C collation and unbuffered Python
 shell.prefix(f". {BASE}/path.sh; ")
 
+# The software of every rule, for `snakemake --use-conda` on machines without ./setup.sh's
+# .venv; its post-deploy script installs this project into the env from SPECTRAL_ROOT.
+CONDA_ENV = f"{BASE}/conf/envs/spectral.yaml"
+os.environ.setdefault("SPECTRAL_ROOT", BASE)
+
 CORPUS = config["corpus"]
 EMBEDDED = CORPUS["name"] == "embedded"
 TRIALS = config["trials"]
@@ -61,6 +66,7 @@ rule features:
         list(TRIALS_FILES.values()),
 
 
+include: "steps/rules/common.smk"
 include: "steps/rules/features.smk"
 include: "steps/rules/augment.smk"
 include: "steps/rules/train.smk"

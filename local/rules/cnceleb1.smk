@@ -25,7 +25,7 @@ rule prepare_cnceleb1:
         trials=expand("data/cnceleb1_eval/trials/{trials}", trials=TRIALS),
     params:
         stage=f"{BASE}/local/prepare_cnceleb1.sh",
-        corpus=CORPUS["root"],
+        corpus=lambda w, input: os.path.dirname(os.path.dirname(input.dev_lst)),
     resources:
         mem_mb=4000,
         runtime=120,
@@ -34,5 +34,7 @@ rule prepare_cnceleb1:
         "logs/prepare/cnceleb1.log",
     benchmark:
         "benchmarks/prepare/cnceleb1.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "{params.stage} {params.corpus} data > {log} 2>&1"

@@ -24,6 +24,8 @@ rule corpus:
         "logs/corpus.log",
     benchmark:
         "benchmarks/corpus.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "{params.stage} --no-progress --nj {threads} {params.options}"
         " {params.target_dir} {params.pretrain_dir} > {log} 2>&1"

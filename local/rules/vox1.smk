@@ -47,6 +47,8 @@ rule prepare_target:
         "logs/prepare/vox1.log",
     benchmark:
         "benchmarks/prepare/vox1.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "{params.stage} {params.all_opts} {params.corpus} data > {log} 2>&1"
 
@@ -67,6 +69,8 @@ if CORPUS["pretrain_root"]:
             cpus_per_task=1,
         log:
             "logs/prepare/pretrain.log",
+        conda:
+            CONDA_ENV
         shell:
             "{params.stage} --dev-name pretrain --test-name '' {params.corpus} data > {log} 2>&1"
 
@@ -90,6 +94,8 @@ if VOX2:
             "logs/prepare/vox2.log",
         benchmark:
             "benchmarks/prepare/vox2.tsv"
+        conda:
+            CONDA_ENV
         shell:
             "{params.stage} --nj {threads} {input.corpus} data > {log} 2>&1"
 
@@ -109,5 +115,7 @@ if VOX2:
             cpus_per_task=1,
         log:
             "logs/prepare/combine_train.log",
+        conda:
+            CONDA_ENV
         shell:
             "spectral-combine-data {params.out} {params.inputs} > {log} 2>&1"

@@ -27,6 +27,8 @@ rule compare:
         cpus_per_task=1,
     log:
         "logs/compare.log",
+    conda:
+        CONDA_ENV
     shell:
         "spectral-compare --trials {params.trials} --reference {params.reference} --title {params.title:q}"
         " --out-dir {params.out_dir} {params.runs} > {log} 2>&1"

@@ -2,11 +2,6 @@
 # every utterance, cosine scores of every trial list, Kaldi's EER/minDCF and results/vox1_eer.txt.
 
 
-def _svd_source():
-    """The checkpoint the svd stage decomposes: our pretrain output, or the transformers dir."""
-    return "exp/pretrain/builtin/final.pt" if BUILTIN else config["model"]["path"]
-
-
 rule svd:
     input:
         checkpoint=_svd_source(),
@@ -32,6 +27,8 @@ rule svd:
         "logs/svd/{model}_k{k}_b{b}.log",
     benchmark:
         "benchmarks/svd/{model}_k{k}_b{b}.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "{params.stage} --targets {params.targets:q} --top-k {wildcards.k} --bottom {wildcards.b}"
         " --method {params.method} --dtype {params.dtype} --threads {threads}"
@@ -66,35 +63,12 @@ rule embed:
         "logs/embed/{system}/{set}.log",
     benchmark:
         "benchmarks/embed/{system}/{set}.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "spectral-embed --no-progress --speaker-means --threads {threads} --max-seconds {params.max_seconds}"
         " --crops {params.crops} --crop-seconds {params.crop_seconds} --device {params.device}"
         " {input.model} {params.data} {params.out_dir} > {log} 2>&1"
-
-
-def _score_inputs(w):
-    inputs = {
-        "test": f"exp/{w.system}/embeddings/{TRIAL_SETS[w.trials]}/xvector.scp",
-        "trials": TRIALS_FILES[w.trials],
-    }
-    if config["score"]["mean_subtraction"]:
-        inputs["mean"] = f"exp/{w.system}/embeddings/{TRAIN_SET}/xvector.scp"
-    if config["score"]["asnorm"]:
-        inputs["cohort"] = f"exp/{w.system}/embeddings/{TRAIN_SET}/spk_xvector.scp"
-    if w.trials in ENROLL_MAPS:  # enrollment models average their utterances (CN-Celeb)
-        inputs["enroll_map"] = ENROLL_MAPS[w.trials]
-    return inputs
-
-
-def _score_options(w, input):
-    opts = []
-    if "mean" in input.keys():
-        opts += ["--mean-scp", input.mean]
-    if "cohort" in input.keys():
-        opts += ["--cohort-scp", input.cohort, "--top-n", str(config["score"]["asnorm_top_n"])]
-    if "enroll_map" in input.keys():
-        opts += ["--enroll-map", input.enroll_map]
-    return " ".join(opts)
 
 
 rule score:
@@ -113,6 +87,8 @@ rule score:
         cpus_per_task=1,
     log:
         "logs/score/{system}/{trials}.log",
+    conda:
+        CONDA_ENV
     shell:
         "spectral-score {params.options} {input.test} {input.trials} {output} > {log} 2>&1"
 
@@ -136,6 +112,8 @@ rule metrics:
         cpus_per_task=1,
     log:
         "logs/metrics/{system}.log",
+    conda:
+        CONDA_ENV
     shell:
         "spectral-report --system {wildcards.system} --out-dir {params.out_dir}"
         " --results {output.results} {params.lists} > {log} 2>&1"
@@ -151,5 +129,7 @@ rule report:
         system=SYSTEM,
     log:
         "logs/report.log",
+    conda:
+        CONDA_ENV
     shell:
         "cp {input} {output} 2> {log}"

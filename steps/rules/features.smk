@@ -21,6 +21,8 @@ rule fbank:
         "logs/features/{set}.log",
     benchmark:
         "benchmarks/features/{set}.tsv"
+    conda:
+        CONDA_ENV
     shell:
         "{params.stage} --nj {threads} --num-mel-bins {params.bins}"
         " --frame-length-ms {params.frame_length} --frame-shift-ms {params.frame_shift}"

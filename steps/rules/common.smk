@@ -1,0 +1,149 @@
+# Functions of the rule files, kept apart from the rules as snakemake --lint asks. They are
+# called while rules are defined or jobs are planned, and read the globals the Snakefile and
+# the rule files set (config, CORPUS, TRAIN_SET, SYSTEMS, BUILTIN, MODEL_NAME, ...).
+import copy
+
+from snakemake.exceptions import WorkflowError
+
+from spectral.adapters.api import USES_FACTORS
+from spectral.train.config import resolve_config, system_name
+
+TRAIN_SECTIONS = ("model", "backend", "adapter", "pretrain", "finetune", "augment")
+SYSTEMS = {}  # system name -> its training settings, filled by add_system (train.smk)
+AUGMENT_KINDS = {"noise": ("noise_dir", "musan_parts"), "rir": ("rir_dir", "rirs_parts")}
+
+
+# -- augment.smk: noise and RIR manifests
+
+
+def augment_source(kind):
+    """The directory the ``kind`` manifest lists: the configured one, else <corpus root>/<kind>."""
+    return config["augment"][AUGMENT_KINDS[kind][0]] or f"{CORPUS['root']}/{kind}"
+
+
+
+def augment_manifest(settings, kind):
+    """data/augment/<kind>_recordings.jsonl.gz, after checking ``settings`` use the configured sources."""
+    for key in AUGMENT_KINDS[kind]:
+        if settings["augment"][key] != config["augment"][key]:
+            raise WorkflowError(
+                f"a system sets augment.{key} to {settings['augment'][key]!r}, the config to "
+                f"{config['augment'][key]!r}: the {kind} recordings (data/augment/) are shared by every system"
+            )
+    return f"data/augment/{kind}_recordings.jsonl.gz"
+
+
+
+def _augment_source_input(w):
+    source = augment_source(w.kind)
+    if EMBEDDED and not config["augment"][AUGMENT_KINDS[w.kind][0]]:
+        return {"corpus": f"{CORPUS['root']}/vox1_meta.csv"}  # noise/ and rir/ come with the corpus
+    return {"source": source}
+
+
+# -- train.smk: systems, training inputs and options
+
+
+def add_system(overrides=None):
+    """Register the system of config + ``overrides`` ({section: {key: value}}); return its name."""
+    settings = {s: copy.deepcopy(config[s]) for s in TRAIN_SECTIONS}
+    for section, values in (overrides or {}).items():
+        settings[section].update(values)
+    name = system_name(resolve_config(settings))
+    SYSTEMS[name] = settings
+    return name
+
+
+
+def _compare_runs():
+    """(label, seed, system) of every run of the comparison (config['compare'])."""
+    runs = []
+    for method in config["compare"]["methods"]:
+        overrides = {k: v for k, v in method.items() if k != "label"}
+        for seed in config["compare"]["seeds"]:
+            settings = copy.deepcopy(overrides)
+            settings.setdefault("finetune", {})["seed"] = seed
+            runs.append((method["label"], seed, add_system(settings)))
+    return runs
+
+
+
+def _augment_inputs(settings):
+    """The augment stage's manifests (steps/rules/augment.smk) that training with ``settings`` reads."""
+    a, inputs = settings["augment"], {}
+    if a["noise_prob"] > 0:
+        inputs["noise_manifest"] = augment_manifest(settings, "noise")
+    if a["reverb_prob"] > 0:
+        inputs["rir_manifest"] = augment_manifest(settings, "rir")
+    return inputs
+
+
+
+def _augment_options(input):
+    """--noise-manifest/--rir-manifest options of the training stages, from their inputs."""
+    keys = [k for k in ("noise_manifest", "rir_manifest") if k in input.keys()]
+    return " ".join(f"--{k.replace('_', '-')} {getattr(input, k)}" for k in keys)
+
+
+
+def _gpu(section):
+    return 1 if config[section]["device"] == "cuda" else 0
+
+
+
+def _finetune_inputs(w):
+    settings = SYSTEMS[w.system]
+    inputs = {"wav_scp": f"data/{TRAIN_SET}/wav.scp", **_augment_inputs(settings)}
+    if settings["model"]["backbone"] == "builtin":
+        inputs["feats"] = f"data/{TRAIN_SET}/feats.scp"  # wavlm/hubert read wav.scp only
+        inputs["backbone"] = "exp/pretrain/builtin/final.pt"
+    if settings["adapter"]["method"] in USES_FACTORS:
+        a = settings["adapter"]
+        bottom = a["rank"] if a["method"] == "milora" else 0
+        inputs["factors"] = f"exp/svd/{MODEL_NAME}/k{a['top_k']}_b{bottom}/factors.pt"
+    return inputs
+
+
+
+def _finetune_options(w, input):
+    opts = []
+    if "backbone" in input.keys():
+        opts += ["--backbone-checkpoint", input.backbone]
+    if "factors" in input.keys():
+        opts += ["--factors", input.factors]
+    return " ".join(opts + [_augment_options(input)])
+
+
+# -- evaluate.smk: svd source, scoring inputs and options
+
+
+def _svd_source():
+    """The checkpoint the svd stage decomposes: our pretrain output, or the transformers dir."""
+    return "exp/pretrain/builtin/final.pt" if BUILTIN else config["model"]["path"]
+
+
+
+def _score_inputs(w):
+    inputs = {
+        "test": f"exp/{w.system}/embeddings/{TRIAL_SETS[w.trials]}/xvector.scp",
+        "trials": TRIALS_FILES[w.trials],
+    }
+    if config["score"]["mean_subtraction"]:
+        inputs["mean"] = f"exp/{w.system}/embeddings/{TRAIN_SET}/xvector.scp"
+    if config["score"]["asnorm"]:
+        inputs["cohort"] = f"exp/{w.system}/embeddings/{TRAIN_SET}/spk_xvector.scp"
+    if w.trials in ENROLL_MAPS:  # enrollment models average their utterances (CN-Celeb)
+        inputs["enroll_map"] = ENROLL_MAPS[w.trials]
+    return inputs
+
+
+
+def _score_options(w, input):
+    opts = []
+    if "mean" in input.keys():
+        opts += ["--mean-scp", input.mean]
+    if "cohort" in input.keys():
+        opts += ["--cohort-scp", input.cohort, "--top-n", str(config["score"]["asnorm_top_n"])]
+    if "enroll_map" in input.keys():
+        opts += ["--enroll-map", input.enroll_map]
+    return " ".join(opts)
