@@ -40,6 +40,9 @@ SelectTypeParameters=CR_Core_Memory
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
+# keep finished jobs in the controller for a day (default 300 s): the test asks scontrol
+# about every job once the whole workflow is done, which takes longer on a loaded machine
+MinJobAge=86400
 StateSaveLocation=$dir/ctld
 SlurmdSpoolDir=$dir/d
 SlurmctldPidFile=$dir/slurmctld.pid
