@@ -14,6 +14,10 @@ BASE = workflow.basedir  # stage scripts are called from here, whatever --direct
 configfile: f"{BASE}/conf/config.yaml"
 
 
+# snakemake --report results/report.html [target]: figures and tables flagged with report()
+report: "steps/report/workflow.rst"
+
+
 validate(config, f"{BASE}/conf/config.schema.yaml")
 
 # every job sees the project's venv first on PATH, C collation and unbuffered Python
@@ -72,3 +76,4 @@ include: "steps/rules/augment.smk"
 include: "steps/rules/train.smk"
 include: "steps/rules/evaluate.smk"
 include: "steps/rules/compare.smk"
+include: "steps/rules/export.smk"

@@ -147,3 +147,26 @@ def _score_options(w, input):
     if "enroll_map" in input.keys():
         opts += ["--enroll-map", input.enroll_map]
     return " ".join(opts)
+
+
+# -- export.smk: what the peft conversion reads beside final.pt
+
+
+def _export_inputs(w):
+    """final.pt and, for peft/, the pre-trained backbone and factors.pt the system was fine-tuned from."""
+    inputs = {"model": f"exp/{w.system}/final.pt"}
+    finetune = _finetune_inputs(w)
+    for key in ("backbone", "factors"):
+        if key in finetune:
+            inputs[key] = finetune[key]
+    return inputs
+
+
+
+def _export_options(w, input):
+    opts = []
+    if "backbone" in input.keys():
+        opts += ["--backbone-checkpoint", input.backbone]
+    if "factors" in input.keys():
+        opts += ["--factors", input.factors]
+    return " ".join(opts)

@@ -12,9 +12,12 @@ rule compare:
         results=[f"exp/{system}/results.txt" for _, _, system in COMPARE_RUNS],
         logs=[f"exp/{system}/train_log.tsv" for _, _, system in COMPARE_RUNS],
     output:
-        md="results/comparison.md",
-        png="results/comparison.png",
-        tsv="results/comparison.tsv",
+        md=report("results/comparison.md", caption="../report/comparison_table.rst", category="Comparison",
+                  labels={"item": "table (markdown)"}),
+        png=report("results/comparison.png", caption="../report/comparison_figure.rst", category="Comparison",
+                   labels={"item": "figure"}),
+        tsv=report("results/comparison.tsv", caption="../report/comparison_tsv.rst", category="Comparison",
+                   labels={"item": "every run (tsv)"}),
     params:
         runs=" ".join(f"--run {label} {seed} exp/{system}" for label, seed, system in COMPARE_RUNS),
         trials=" ".join(TRIALS),

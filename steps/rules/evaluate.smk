@@ -8,7 +8,12 @@ rule svd:
     output:
         factors="exp/svd/{model}/k{k}_b{b}/factors.pt",
         spectra="exp/svd/{model}/k{k}_b{b}/spectra.json",
-        plot="exp/svd/{model}/k{k}_b{b}/spectra.png",
+        plot=report(
+            "exp/svd/{model}/k{k}_b{b}/spectra.png",
+            caption="../report/spectra.rst",
+            category="Spectra",
+            labels={"model": "{model}", "top k": "{k}", "bottom": "{b}"},
+        ),
     wildcard_constraints:
         k=r"\d+",
         b=r"\d+",
@@ -101,6 +106,16 @@ rule metrics:
     output:
         results="exp/{system}/results.txt",
         metrics=expand("exp/{{system}}/scores/{trials}.metrics.json", trials=TRIALS),
+        det=[
+            report(
+                f"exp/{{system}}/scores/{t}.det.png",
+                caption="../report/det.rst",
+                category="Results",
+                subcategory="DET curves",
+                labels={"system": "{system}", "trial list": t},
+            )
+            for t in TRIALS
+        ],
     params:
         lists=lambda w, input: " ".join(
             f"--list {t} {tr} {sc}" for t, tr, sc in zip(TRIALS, input.trials, input.scores)
@@ -124,7 +139,7 @@ rule report:
     input:
         f"exp/{SYSTEM}/results.txt",
     output:
-        "results/vox1_eer.txt",
+        report("results/vox1_eer.txt", caption="../report/results.rst", category="Results", labels={"item": "EER and minDCF"}),
     params:
         system=SYSTEM,
     log:
