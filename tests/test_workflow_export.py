@@ -55,7 +55,7 @@ def _system(work: Path) -> str:
 
 
 @pytest.mark.slow
-def test_export_stage_writes_extractor_and_peft_whose_embeddings_are_the_embed_stages(built):
+def test_export_stage_writes_extractor_and_peft_whose_embeddings_are_the_embed_stages(built, monkeypatch):
     import kaldiio
     import numpy as np
     import onnxruntime as ort
@@ -63,6 +63,7 @@ def test_export_stage_writes_extractor_and_peft_whose_embeddings_are_the_embed_s
     from spectral.data.kaldi import read_table
 
     work, _ = built
+    monkeypatch.chdir(work)  # the scp files hold paths relative to the workflow's directory
     system = _system(work)
     out = work / "exp" / system / "export"
     manifest = json.loads((out / "export.json").read_text())

@@ -17,6 +17,7 @@ The directory is built under a temporary name and renamed when complete.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import shutil
@@ -31,6 +32,16 @@ log = logging.getLogger("spectral.export")
 
 #: What the stage can write; ``--what`` picks a subset.
 ITEMS: tuple[str, ...] = ("hf", "backend", "extractor", "peft")
+
+
+def _needed(what: tuple[str, ...]) -> list[str]:
+    """The optional packages (the ``export`` extra) the items of ``what`` need."""
+    needed = []
+    if {"backend", "peft"} & set(what):
+        needed.append("safetensors")
+    if "extractor" in what:
+        needed.append("onnx")
+    return needed
 
 
 def export_system(checkpoint: str | Path, out_dir: str | Path, backbone_checkpoint: str | Path | None = None,
@@ -49,6 +60,10 @@ def export_system(checkpoint: str | Path, out_dir: str | Path, backbone_checkpoi
     from spectral.export.peft_format import NoLowRankForm, export_peft
     from spectral.models.speaker import ModelConfig, load_model_checkpoint
 
+    missing = [m for m in _needed(what) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise InputError("spectral-export", f"needs the package(s) {', '.join(missing)}: pip install -e '.[export]' "
+                                            "(./setup.sh --test installs them too)")
     torch.set_num_threads(threads)
     unknown = sorted(set(what) - set(ITEMS))
     if unknown:
