@@ -267,3 +267,14 @@ def test_unmerged_peft_lora_is_bypassed_by_transformers_wavlm_attention_so_merge
     assert torch.allclose(states(unmerged.base_model.model), pretrained, atol=1e-6)  # the adapter does not act
     assert float((states(merged) - pretrained).abs().max()) > 1e-4  # merged, it acts
     assert torch.allclose(states(merged), states(hf), atol=1e-5)
+
+
+def test_a_missing_export_extra_is_named_before_any_work(tmp_path, monkeypatch):
+    import importlib.util
+
+    system = make_system(tmp_path / "sys", "builtin", "lora")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
+    with pytest.raises(InputError, match=r"onnx.*\[export\]"):
+        export(system, tmp_path / "export")
+    assert not (tmp_path / "export").exists()
