@@ -85,6 +85,11 @@ class TrainConfig:
                        "backend.margin; 0 applies the full margin from the first step."))
     val_utts_per_speaker: int = field(
         default=1, metadata=_meta("Utterances of each training speaker held out for validation (speakers with fewer than two keep all)."))
+    dev_speakers: int = field(
+        default=0,
+        metadata=_meta("finetune: training speakers held out of fine-tuning for the development trial list dev_val "
+                       "(stage dev_trials), on which hyper-parameters are chosen; 0 holds out none."))
+    dev_trials: int = field(default=4000, metadata=_meta("finetune: trials of the development list dev_val (about half targets)."))
     checkpoint_every: int = field(default=50, metadata=_meta("Write checkpoints/last.pt every this many steps (and after every epoch)."))
     bn_recalibration_batches: int = field(
         default=20,
@@ -122,6 +127,10 @@ class TrainConfig:
         _check_number(s, "grad_clip", self.grad_clip, 0.0)
         _check_int(s, "val_utts_per_speaker", self.val_utts_per_speaker, 0)
         _check_int(s, "checkpoint_every", self.checkpoint_every, 1)
+        _check_int(s, "dev_speakers", self.dev_speakers, 0)
+        if self.dev_speakers == 1:
+            raise ValueError(f"{s}.dev_speakers must be 0 or at least 2 (a trial list needs two speakers), got 1")
+        _check_int(s, "dev_trials", self.dev_trials, 2)
         _check_int(s, "bn_recalibration_batches", self.bn_recalibration_batches, 0)
         _check_int(s, "seed", self.seed, 0)
         _check_int(s, "threads", self.threads, 0)

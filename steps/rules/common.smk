@@ -97,6 +97,14 @@ def _finetune_inputs(w):
     if settings["model"]["backbone"] == "builtin":
         inputs["feats"] = f"data/{TRAIN_SET}/feats.scp"  # wavlm/hubert read wav.scp only
         inputs["backbone"] = "exp/pretrain/builtin/final.pt"
+    dev = settings["finetune"]["dev_speakers"]
+    if dev != DEV_SPEAKERS:
+        raise WorkflowError(
+            f"system {w.system} sets finetune.dev_speakers to {dev}, the config to {DEV_SPEAKERS}: the held-out "
+            "development speakers (data/<train set>/dev_speakers) are shared by every system"
+        )
+    if dev:
+        inputs["dev_speakers"] = f"data/{TRAIN_SET}/dev_speakers"
     if settings["adapter"]["method"] in USES_FACTORS:
         a = settings["adapter"]
         bottom = a["rank"] if a["method"] == "milora" else 0
@@ -111,6 +119,8 @@ def _finetune_options(w, input):
         opts += ["--backbone-checkpoint", input.backbone]
     if "factors" in input.keys():
         opts += ["--factors", input.factors]
+    if "dev_speakers" in input.keys():
+        opts += ["--exclude-speakers", input.dev_speakers]
     return " ".join(opts + [_augment_options(input)])
 
 

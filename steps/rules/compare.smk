@@ -12,7 +12,7 @@ rule compare:
     input:
         results=[f"exp/{system}/results.txt" for _, _, system in COMPARE_RUNS],
         logs=[f"exp/{system}/train_log.tsv" for _, _, system in COMPARE_RUNS],
-        scores=[f"exp/{system}/scores/{t}.score" for _, _, system in COMPARE_RUNS for t in TRIALS],
+        scores=[f"exp/{system}/scores/{t}.score" for _, _, system in COMPARE_RUNS for t in SCORED],
         trials=list(TRIALS_FILES.values()),
     output:
         md="results/comparison.md",
@@ -23,7 +23,7 @@ rule compare:
         runs=" ".join(f"--run {label} {seed} exp/{system}" for label, seed, system in COMPARE_RUNS),
         trials_files=" ".join(f"--trials-file {t} {path}" for t, path in TRIALS_FILES.items()),
         bootstrap=config["compare"]["bootstrap"],
-        trials=" ".join(TRIALS),
+        trials=" ".join(SCORED),
         reference=config["compare"]["reference"],
         title=f"SpectralFT and baselines on {config['corpus']['name']} ({config['model']['backbone']} backbone)",
         out_dir=lambda w, output: os.path.dirname(output.md),
