@@ -3,24 +3,49 @@
 # paired speaker-bootstrap 95 % intervals of ΔEER/ΔminDCF against the reference and LoRA.
 #
 # Target:  results/comparison.md  (+ comparison.png, comparison.tsv)
-# The runs (COMPARE_RUNS: label, seed, system) are registered in train.smk, so each is an
-# ordinary system: exp/<system>/{final.pt,train_log.tsv,results.txt}.
+# The runs (COMPARE_RUNS: label, lr value, seed, system) are registered in train.smk, so each
+# is an ordinary system: exp/<system>/{final.pt,train_log.tsv,results.txt}. With compare.lr_grid
+# (needs finetune.dev_speakers), the checkpoint select_lr first trains every method at every
+# grid value with the first seed and keeps the value with the lowest dev_val EER; the table then
+# holds every seed at the chosen values. The test lists play no part in the choice.
+
+
+if config["compare"]["lr_grid"]:
+
+    checkpoint select_lr:
+        """Per method, the backbone lr scale of compare.lr_grid with the lowest dev_val EER (first seed only)."""
+        input:
+            metrics=[f"exp/{system}/scores/dev_val.metrics.json"
+                     for _, value, seed, system in COMPARE_RUNS
+                     if value is not None and seed == config["compare"]["seeds"][0]],
+        output:
+            tsv="results/lr_selection.tsv",
+        params:
+            runs=" ".join(f"--run {label} {value:g} exp/{system}" for label, value, seed, system in COMPARE_RUNS
+                          if value is not None and seed == config["compare"]["seeds"][0]),
+        resources:
+            mem_mb=500,
+            runtime=5,
+            cpus_per_task=1,
+        log:
+            "logs/select_lr.log",
+        conda:
+            CONDA_ENV
+        shell:
+            "spectral-select-lr --dev-trials dev_val --out {output.tsv} {params.runs} > {log} 2>&1"
 
 
 rule compare:
     """Tabulate and plot EER/minDCF (mean ± std over seeds), parameters and training time of every method."""
     input:
-        results=[f"exp/{system}/results.txt" for _, _, system in COMPARE_RUNS],
-        logs=[f"exp/{system}/train_log.tsv" for _, _, system in COMPARE_RUNS],
-        scores=[f"exp/{system}/scores/{t}.score" for _, _, system in COMPARE_RUNS for t in SCORED],
-        trials=list(TRIALS_FILES.values()),
+        unpack(_compare_inputs),
     output:
         md="results/comparison.md",
         png="results/comparison.png",
         tsv="results/comparison.tsv",
         intervals="results/comparison_intervals.tsv",
     params:
-        runs=" ".join(f"--run {label} {seed} exp/{system}" for label, seed, system in COMPARE_RUNS),
+        runs=_compare_run_options,
         trials_files=" ".join(f"--trials-file {t} {path}" for t, path in TRIALS_FILES.items()),
         bootstrap=config["compare"]["bootstrap"],
         trials=" ".join(SCORED),
