@@ -73,13 +73,15 @@ def backend_config(model: nn.Module, input_kind: str, cfg: dict[str, Any]) -> di
     return {
         "format": BACKEND_FORMAT,
         "backend": dict(cfg),
-        "num_hidden_states": int(backend.layer_weights.weights.numel()),
+        # every hidden state of the backbone; the sum reads those from first_state on
+        "num_hidden_states": int(backend.layer_weights.weights.numel()) + int(getattr(backend, "first_state", 0)),
+        "first_state": int(getattr(backend, "first_state", 0)),
         "hidden_size": int(backend.norm.normalized_shape[0]),
         "input_kind": input_kind,
         "layer_weights_softmax": [round(float(w), 6) for w in weights],
         "apply": (
-            "embedding = normalize(ECAPA(LayerNorm_noaffine(sum_i softmax(layer_weights.weights)_i * h_i))), "
-            "h_i the backbone's hidden states (hf/: output_hidden_states=True, all of them, on the waveform "
+            "embedding = normalize(ECAPA(LayerNorm_noaffine(sum_i softmax(layer_weights.weights)_i * h_(first_state+i)))), "
+            "h the backbone's hidden states (hf/: output_hidden_states=True, all of them, on the waveform "
             "normalised to zero mean and unit variance); keys: spectral.models.backend.SpeakerBackend"
         ),
     }

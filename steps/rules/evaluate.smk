@@ -101,11 +101,11 @@ rule score:
 rule metrics:
     """Kaldi's EER and minDCF of every trial list of one system, with DET plots."""
     input:
-        scores=expand("exp/{{system}}/scores/{trials}.score", trials=TRIALS),
-        trials=[TRIALS_FILES[t] for t in TRIALS],
+        scores=expand("exp/{{system}}/scores/{trials}.score", trials=SCORED),
+        trials=[TRIALS_FILES[t] for t in SCORED],
     output:
         results="exp/{system}/results.txt",
-        metrics=expand("exp/{{system}}/scores/{trials}.metrics.json", trials=TRIALS),
+        metrics=expand("exp/{{system}}/scores/{trials}.metrics.json", trials=SCORED),
         det=[
             report(
                 f"exp/{{system}}/scores/{t}.det.png",
@@ -114,11 +114,11 @@ rule metrics:
                 subcategory="DET curves",
                 labels={"system": "{system}", "trial list": t},
             )
-            for t in TRIALS
+            for t in SCORED
         ],
     params:
         lists=lambda w, input: " ".join(
-            f"--list {t} {tr} {sc}" for t, tr, sc in zip(TRIALS, input.trials, input.scores)
+            f"--list {t} {tr} {sc}" for t, tr, sc in zip(SCORED, input.trials, input.scores)
         ),
         out_dir=lambda w: f"exp/{w.system}/scores",
     resources:

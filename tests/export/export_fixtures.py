@@ -61,8 +61,9 @@ def _randomise_backend(model: SpeakerModel, gen: torch.Generator) -> None:
 
 
 def make_system(root: Path, kind: str = "builtin", method: str = "spectralft", rank: int = 2, top_k: int = 4,
-                alpha: float | None = None, keep_residual: bool = True, seed: int = 0) -> System:
-    """Write a tiny 'fine-tuned' system under ``root``; return its paths."""
+                alpha: float | None = None, keep_residual: bool = True, seed: int = 0, first_state: int = 0) -> System:
+    """Write a tiny 'fine-tuned' system under ``root``; return its paths (``first_state``: backend.first_state)."""
+    backend = BackendConfig(**{**BACKEND.to_dict(), "first_state": first_state})
     root.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -74,12 +75,12 @@ def make_system(root: Path, kind: str = "builtin", method: str = "spectralft", r
         torch.save({"format": CHECKPOINT_FORMAT, "model": pre.state_dict(),
                     "config": {"model": model_cfg.to_dict(), "backend": BACKEND.to_dict(), "adapter": None},
                     "speakers": SPEAKERS, "system": "pretrain"}, backbone_checkpoint)
-        model = SpeakerModel(build_backbone(model_cfg), BACKEND, len(SPEAKERS))
+        model = SpeakerModel(build_backbone(model_cfg), backend, len(SPEAKERS))
         model.backbone.load_state_dict(pre.backbone.state_dict())
     else:
         pretrained_dir = save_tiny_ssl(kind, root / f"pretrained_{kind}")
         model_cfg = ModelConfig(backbone=kind, path=str(pretrained_dir))
-        model = SpeakerModel(build_backbone(model_cfg), BACKEND, len(SPEAKERS))
+        model = SpeakerModel(build_backbone(model_cfg), backend, len(SPEAKERS))
     _randomise_backend(model, gen)
     cfg = AdapterConfig(method=method, targets=["q_proj", "k_proj"], rank=rank, top_k=top_k, alpha=alpha,
                         keep_residual=keep_residual)
@@ -102,7 +103,7 @@ def make_system(root: Path, kind: str = "builtin", method: str = "spectralft", r
     ssl_config = None if kind == "builtin" else merged.backbone.model.config.to_dict()
     final = root / "final.pt"
     torch.save({"format": CHECKPOINT_FORMAT, "model": {k: v.detach() for k, v in merged.state_dict().items()},
-                "config": {"model": model_cfg.to_dict(), "backend": BACKEND.to_dict(), "adapter": cfg.to_dict(),
+                "config": {"model": model_cfg.to_dict(), "backend": backend.to_dict(), "adapter": cfg.to_dict(),
                            "ssl_config": ssl_config},
                 "speakers": SPEAKERS, "system": f"tiny-{kind}-{method}", "adapters": adapters}, final)
     return System(final, backbone_checkpoint, pretrained_dir, factors_path, kind)
