@@ -87,7 +87,7 @@ def test_snakemake_report_gathers_det_curves_spectra_results_and_the_comparison(
     assert run.returncode == 0, run.stderr[-3000:]
     html = (work / "results" / "report.html").read_text(errors="replace")
     for item in ("vox1_O.det.png", "vox1_H.det.png", "spectra.png", "comparison.md", "comparison.png",
-                 "comparison.tsv", "vox1_eer.txt", f"{_system(work)}.json"):
+                 "comparison.tsv", "comparison_intervals.tsv", "vox1_eer.txt", f"{_system(work)}.json"):
         assert item in html, item
     for category in ("Results", "Spectra", "Comparison", "Export"):
         assert category in html, category
