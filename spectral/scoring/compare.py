@@ -233,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default="Method comparison", help="heading of the table and the plot")
     p.add_argument("--note", action="append", default=[], help="a line of text under the heading (repeat)")
     p.add_argument("--out-dir", required=True, help="where comparison.{md,png,tsv} go")
+    p.add_argument("--drift", action="store_true",
+                   help="also read exp/<system>/drift/drift.json of every run: a drift section in comparison.md "
+                   "and comparison_drift.png (spectral.scoring.drift_summary)")
     return p
 
 
@@ -251,10 +254,22 @@ def compare(args: argparse.Namespace) -> Path:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     reference = args.reference if any(r.label == args.reference for r in runs) else None
+    text = markdown(runs, args.trials, reference, args.title, args.note)
+    if getattr(args, "drift", False):  # spectral drift of every run (spectral/scoring/drift_summary.py)
+        text = _with_drift(text, args.run, args.title, out)
     write_tsv(runs, args.trials, out / "comparison.tsv")
-    _atomic_write(out / "comparison.md", markdown(runs, args.trials, reference, args.title, args.note))
+    _atomic_write(out / "comparison.md", text)
     plot(runs, args.trials, out / "comparison.png", args.title)
     return out / "comparison.md"
+
+
+def _with_drift(text: str, run_args: list[list[str]], title: str, out: Path) -> str:
+    """``text`` plus the drift section; writes comparison_drift.png (spectral.scoring.drift_summary)."""
+    from spectral.scoring.drift_summary import drift_section, load_drifts, plot_drift_map
+
+    drifts = load_drifts([(label, int(seed), exp_dir) for label, seed, exp_dir in run_args])
+    plot_drift_map(drifts, out / "comparison_drift.png", f"{title}: share of the update outside the top-k space")
+    return text + "\n" + drift_section(drifts)
 
 
 def main(argv: list[str] | None = None) -> int:
