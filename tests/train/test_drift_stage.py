@@ -154,3 +154,30 @@ def test_svd_stage_reports_what_pre_training_moved_from_the_recreated_init(syste
     assert seen.keys() == again.keys() and all(torch.equal(seen[k], again[k]) for k in seen)
     ckpt = torch.load(systems["pre"], weights_only=True)
     assert ckpt["init"]["seed"] == cfg.pretrain.seed and ckpt["init"]["torch"] == str(torch.__version__)
+
+
+def test_wavlm_system_drift_against_its_transformers_directory(tiny_data, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    import copy
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.manual_seed(0)
+    model_dir = tmp_path / "wavlm"
+    transformers.WavLMModel(transformers.WavLMConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48, conv_dim=(16, 16),
+        conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
+        num_buckets=16, max_bucket_distance=32)).save_pretrained(str(model_dir))
+    settings = copy.deepcopy(TINY)
+    settings["model"] = {"backbone": "wavlm", "path": str(model_dir)}
+    settings["adapter"] = {"method": "lora", "rank": 2}
+    settings["finetune"].update(epochs=1, steps_per_epoch=2, batch_size=4, crop_seconds=0.5, warmup_steps=0)
+    final = finetune(resolve_config(settings), tiny_data, tmp_path / "exp", progress=False)
+    assert drift_main(["--default-top-k", "4", "--no-progress", str(final), str(model_dir), str(tmp_path / "d")]) == 0
+    doc = _no_nan((tmp_path / "d" / "drift.json").read_text())
+    assert doc["backbone"] == "wavlm" and doc["top_k"] == 4
+    want = {f"encoder.layers.{i}.attention.{p}" for i in range(2) for p in ("q_proj", "k_proj")}
+    assert set(doc["matrices"]) == want  # the transformers model's own module order (k_proj first)
+    assert all(row["updated"] and row["delta_rank"] <= 2 for row in doc["matrices"].values())
+    # a pre-trained directory that is not there is refused, naming it
+    assert drift_main(["--no-progress", str(final), str(tmp_path / "nowhere"), str(tmp_path / "e")]) == 1
