@@ -373,7 +373,7 @@ def plot_drift(rows: Mapping[str, dict], path: str | Path, title: str = "") -> N
     names = list(rows)
     labels = [f"L{r['layer']}.{r['kind']}" if r["layer"] is not None else r["kind"] for r in rows.values()]
     xs = range(len(names))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(6.0, 0.35 * len(names) + 2), 6.4), sharex=True)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(6.0, 0.35 * len(names) + 2) + 2.2, 6.4), sharex=True)
     parts = [("share_block", "top-k block", "tab:blue"), ("share_left", "top-k rows only", "tab:cyan"),
              ("share_right", "top-k columns only", "tab:olive"), ("share_outside", "outside both", "tab:red")]
     base = [0.0] * len(names)
@@ -386,13 +386,13 @@ def plot_drift(rows: Mapping[str, dict], path: str | Path, title: str = "") -> N
             top.text(i, 0.5, "no update", rotation=90, ha="center", va="center", fontsize=7)
     top.set_ylim(0, 1)
     top.set_ylabel("share of ||ΔW||²")
-    top.legend(fontsize=7, loc="upper right", ncol=2)
+    top.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     bottom.plot(xs, [rows[n]["cos2_mean_left"] for n in names], "o-", label="mean cos², left (U_k)")
     bottom.plot(xs, [rows[n]["cos2_mean_right"] for n in names], "s--", label="mean cos², right (V_k)")
     bottom.set_ylim(-0.02, 1.02)
     bottom.set_ylabel("top-k subspace overlap")
     bottom.set_xticks(list(xs), labels, rotation=60, ha="right", fontsize=7)
-    bottom.legend(fontsize=7)
+    bottom.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     bottom.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=9)

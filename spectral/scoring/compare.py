@@ -268,7 +268,7 @@ def _with_drift(text: str, run_args: list[list[str]], title: str, out: Path) -> 
     from spectral.scoring.drift_summary import drift_section, load_drifts, plot_drift_map
 
     drifts = load_drifts([(label, int(seed), exp_dir) for label, seed, exp_dir in run_args])
-    plot_drift_map(drifts, out / "comparison_drift.png", f"{title}: share of the update outside the top-k space")
+    plot_drift_map(drifts, out / "comparison_drift.png", f"{title}\nshare of ||ΔW||² outside both top-k subspaces")
     return text + "\n" + drift_section(drifts)
 
 

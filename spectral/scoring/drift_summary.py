@@ -142,7 +142,7 @@ def plot_drift_map(drifts: Sequence[tuple[str, int, dict]], path: str | Path, ti
     ax.set_xticks(range(len(layers)), [str(x) if x is not None else "-" for x in layers])
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("layer")
-    fig.colorbar(image, ax=ax, label="share of ||ΔW||² outside the top-k space")
+    fig.colorbar(image, ax=ax, label="share outside the top-k space")
     ax.set_title(title or "Where the update went", fontsize=9)
     fig.tight_layout()
     path = Path(path)
