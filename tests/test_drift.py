@@ -138,3 +138,14 @@ def test_rows_carry_layer_kind_target_and_k_capped_at_the_matrix():
     assert summarise(rows)["matrices"] == 1  # the targets only
     with pytest.raises(ValueError, match="lack"):
         drift_of_weights(w, {"encoder.layers.1.attention.q_proj": w["encoder.layers.1.attention.q_proj"]}, 4)
+
+
+def test_numerical_rank_from_the_gram_matrix_agrees_with_the_singular_values():
+    from spectral.drift import numerical_rank
+
+    g = torch.Generator().manual_seed(6)
+    w = _weight(80, 60).float()
+    for r in (1, 5, 20):
+        d = (w.double() + torch.randn(80, r, generator=g, dtype=torch.float64) @ torch.randn(r, 60, generator=g, dtype=torch.float64) * 1e-2).float().double() - w.double()
+        tol = 80 * torch.finfo(torch.float32).eps * float(torch.linalg.svdvals(w.double())[0])
+        assert numerical_rank(d, tol) == int((torch.linalg.svdvals(d) > tol).sum()) == r
