@@ -57,6 +57,14 @@ SETS = [TRAIN_SET] + EVAL_SETS + (["pretrain"] if CORPUS["pretrain_root"] else [
 
 # the Kaldi trials file of every configured list: data/<set>/trials/<name>
 TRIALS_FILES = {t: f"data/{TRIAL_SETS[t]}/trials/{t}" for t in TRIALS}
+# finetune.dev_speakers > 0: training speakers held out of fine-tuning, with their own trial
+# list dev_val (steps/rules/dev.smk), scored beside the test lists; hyper-parameters are
+# chosen on it, never on the test lists.
+DEV_SPEAKERS = config["finetune"]["dev_speakers"]
+if DEV_SPEAKERS:
+    TRIAL_SETS["dev_val"] = TRAIN_SET
+    TRIALS_FILES["dev_val"] = f"data/{TRAIN_SET}/trials/dev_val"
+SCORED = TRIALS + (["dev_val"] if DEV_SPEAKERS else [])
 
 
 rule features:
@@ -68,6 +76,7 @@ rule features:
 
 include: "steps/rules/common.smk"
 include: "steps/rules/features.smk"
+include: "steps/rules/dev.smk"
 include: "steps/rules/augment.smk"
 include: "steps/rules/train.smk"
 include: "steps/rules/evaluate.smk"

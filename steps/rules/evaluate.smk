@@ -96,14 +96,14 @@ rule score:
 rule metrics:
     """Kaldi's EER and minDCF of every trial list of one system, with DET plots."""
     input:
-        scores=expand("exp/{{system}}/scores/{trials}.score", trials=TRIALS),
-        trials=[TRIALS_FILES[t] for t in TRIALS],
+        scores=expand("exp/{{system}}/scores/{trials}.score", trials=SCORED),
+        trials=[TRIALS_FILES[t] for t in SCORED],
     output:
         results="exp/{system}/results.txt",
-        metrics=expand("exp/{{system}}/scores/{trials}.metrics.json", trials=TRIALS),
+        metrics=expand("exp/{{system}}/scores/{trials}.metrics.json", trials=SCORED),
     params:
         lists=lambda w, input: " ".join(
-            f"--list {t} {tr} {sc}" for t, tr, sc in zip(TRIALS, input.trials, input.scores)
+            f"--list {t} {tr} {sc}" for t, tr, sc in zip(SCORED, input.trials, input.scores)
         ),
         out_dir=lambda w: f"exp/{w.system}/scores",
     resources:
