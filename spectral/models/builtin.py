@@ -172,3 +172,16 @@ class BuiltinBackbone(nn.Module):
             raise ValueError(f"expected fbank of shape (batch, frames, {self.config.n_mels}), got {tuple(feats.shape)}")
         x = self.feature_extractor(feats.transpose(1, 2)).transpose(1, 2)
         return self.encoder(self.feature_projection(x))
+
+
+def initial_backbone(cfg: BuiltinConfig, seed: int) -> BuiltinBackbone:
+    """The backbone exactly as the pretrain stage initialises it: ``torch.manual_seed(seed)``, then
+    :class:`BuiltinBackbone` (``cfg``), its parameters drawn first from the freshly seeded generator.
+
+    The pretrain stage builds its model with this function (the back-end is drawn after it), so
+    the svd stage can re-create the initialisation of a pre-trained ``final.pt`` from the seed
+    it records (``final.pt["init"]``) and measure how far pre-training moved the spectrum.
+    The result depends on the torch version's initialisers, which ``final.pt["init"]`` records too.
+    """
+    torch.manual_seed(seed)
+    return BuiltinBackbone(cfg)

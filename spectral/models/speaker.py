@@ -8,7 +8,9 @@ saved with ``torch.save`` and read with ``weights_only=True``::
      "config": {"model": ..., "backend": ..., "adapter": ... or None, "train": ..., "augment": ...,
                 "ssl_config": transformers config dict (SSL backbones) or None},
      "speakers": training speaker ids in head order, "system": system name,
-     "adapters": the trained adapter tensors before merging (finetune only)}
+     "adapters": the trained adapter tensors before merging (finetune only),
+     "init": {"function", "seed", "torch"}: how to re-create the initial backbone (pretrain only;
+             spectral.models.builtin.initial_backbone)}
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import copy
 from snakemake.exceptions import WorkflowError
 
 from spectral.adapters.api import USES_FACTORS
+from spectral.drift import DEFAULT_TOP_K, TOP_K_METHODS
 from spectral.train.config import resolve_config, system_name
 
 TRAIN_SECTIONS = ("model", "backend", "adapter", "pretrain", "finetune", "augment")
@@ -111,6 +112,7 @@ def _compare_inputs(w):
         "logs": [f"exp/{system}/train_log.tsv" for _, _, system in runs],
         "scores": [f"exp/{system}/scores/{t}.score" for _, _, system in runs for t in SCORED],
         "trials": list(TRIALS_FILES.values()),
+        "drift": [f"exp/{system}/drift/drift.json" for _, _, system in runs],
     }
 
 
@@ -232,3 +234,24 @@ def _export_options(w, input):
     if "factors" in input.keys():
         opts += ["--factors", input.factors]
     return " ".join(opts)
+
+
+
+# -- drift.smk: k and inputs of the drift stage
+
+
+def drift_top_k(system):
+    """k of a system's drift: its adapter.top_k (spectral methods), else drift.top_k, else by backbone."""
+    settings = SYSTEMS[system]
+    if settings["adapter"]["method"] in TOP_K_METHODS:
+        return settings["adapter"]["top_k"]
+    return config["drift"]["top_k"] or DEFAULT_TOP_K[settings["model"]["backbone"]]
+
+
+
+def _drift_inputs(w):
+    return {
+        "finetuned": f"exp/{w.system}/final.pt",
+        "pretrained": _svd_source(),
+        "factors": f"exp/svd/{MODEL_NAME}/k{drift_top_k(w.system)}_b0/factors.pt",
+    }
