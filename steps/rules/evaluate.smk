@@ -35,8 +35,26 @@ rule svd:
         " {input.checkpoint} {params.out_dir} > {log} 2>&1"
 
 
+def _embed_reuse(w):
+    """The training set's embeddings, reused by a trial set holding its utterances (REUSE_FROM)."""
+    source = REUSE_FROM.get(w.set)
+    if source is None or not (config["score"]["mean_subtraction"] or config["score"]["asnorm"]):
+        return {}
+    return {"reuse": f"exp/{w.system}/embeddings/{source}/xvector.scp"}
+
+
+def _embed_options(w, input):
+    opts = []
+    if "reuse" in input.keys():
+        opts += ["--reuse", os.path.dirname(input.reuse)]
+    if w.set == TRAIN_SET and config["embed"]["cohort_utts"] is not None:
+        opts += ["--subset", str(config["embed"]["cohort_utts"])]
+    return " ".join(opts)
+
+
 rule embed:
     input:
+        unpack(_embed_reuse),
         model="exp/{system}/final.pt",
         table=(
             "data/{set}/feats.scp"
@@ -51,6 +69,9 @@ rule embed:
         crops=config["embed"]["crops"],
         crop_seconds=config["embed"]["crop_seconds"],
         device=config["embed"]["device"],
+        precision=config["embed"]["precision"],
+        batch_seconds=config["embed"]["batch_seconds"],
+        options=_embed_options,
         data=lambda w: f"data/{w.set}",
         out_dir=lambda w, output: os.path.dirname(output.xvector),
     threads: config["embed"]["threads"]
@@ -68,6 +89,7 @@ rule embed:
     shell:
         "spectral-embed --no-progress --speaker-means --threads {threads} --max-seconds {params.max_seconds}"
         " --crops {params.crops} --crop-seconds {params.crop_seconds} --device {params.device}"
+        " --precision {params.precision} --batch-seconds {params.batch_seconds} {params.options}"
         " {input.model} {params.data} {params.out_dir} > {log} 2>&1"
 
 
