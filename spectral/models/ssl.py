@@ -103,16 +103,19 @@ class LengthAwareGroupNorm(nn.GroupNorm):
             return super().forward(x)
         b, c, t = x.shape
         g = self.num_groups
-        mask = (torch.arange(t, device=x.device)[None, :] < self.lengths[:, None]).to(x.dtype)  # (b, t)
-        xg = x.view(b, g, c // g, t)
-        mg = mask[:, None, None, :]
-        n = mg.sum(dim=(2, 3), keepdim=True) * (c // g)
-        mean = (xg * mg).sum(dim=(2, 3), keepdim=True) / n
-        var = ((((xg - mean) * mg) ** 2).sum(dim=(2, 3), keepdim=True)) / n
-        y = ((xg - mean) / torch.sqrt(var + self.eps)).view(b, c, t)
+        means, rstds = [], []
+        for row, n in enumerate(self.lengths.tolist()):  # statistics of each row's real frames, natively
+            var, mean = torch.var_mean(x[row, :, : int(n)].reshape(g, -1), dim=1, unbiased=False)
+            means.append(mean)
+            rstds.append(torch.rsqrt(var + self.eps))
+        mean = torch.stack(means).repeat_interleave(c // g, dim=1)  # (b, c)
+        scale = torch.stack(rstds).repeat_interleave(c // g, dim=1)
         if self.affine:
-            y = y * self.weight[None, :, None] + self.bias[None, :, None]
-        return y
+            scale = scale * self.weight[None, :]
+            shift = self.bias[None, :] - mean * scale
+        else:
+            shift = -mean * scale
+        return torch.addcmul(shift[:, :, None], x, scale[:, :, None])  # one pass: x * scale + shift
 
 
 def _length_aware_group_norms(model: nn.Module) -> int:
