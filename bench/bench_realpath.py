@@ -187,8 +187,19 @@ def bench_data_path(args, root: Path) -> list[dict]:
     return rows
 
 
-def bench_gpu(args) -> list[str]:
-    """Paper-shaped step time and memory, fp32 vs bf16, and bf16 extraction, on CUDA."""
+#: WavLM-Large's shape (the paper's backbone), and a small one for checking the GPU part on CPU.
+LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096, top_k=256, rank=16,
+             channels=1024, utts=32)
+CHECK = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, top_k=16, rank=2,
+             channels=32, utts=3)
+
+
+def bench_gpu(args, device: str = "cuda", shape: dict = LARGE) -> list[str]:
+    """Paper-shaped step time and memory, fp32 vs bf16, and bf16 extraction, on CUDA.
+
+    ``device="cpu"`` with ``shape=CHECK`` runs the same code small on CPU (``--check-gpu-part``),
+    so the GPU part is known to run before a GPU is spent on it.
+    """
     import torch
     import transformers
 
@@ -197,9 +208,18 @@ def bench_gpu(args) -> list[str]:
     from spectral.models.ssl import SSLBackbone, _length_aware_group_norms, call_projections
     from spectral.train.precision import Precision, autocast
 
-    dev = torch.device("cuda")
-    lines = [f"GPU: {torch.cuda.get_device_name(0)}, batch {args.gpu_batch} x 3 s, WavLM-Large shape, SpectralFT q/k k=256 r=16"]
-    large = transformers.WavLMConfig(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    name = torch.cuda.get_device_name(0) if cuda else "CPU (check of the GPU part, small shape)"
+    lines = [f"GPU part on {name}: batch {args.gpu_batch} x 3 s, WavLM-{shape['hidden_size']} x {shape['num_hidden_layers']} "
+             f"layers, SpectralFT q/k k={shape['top_k']} r={shape['rank']}, ECAPA C={shape['channels']}"]
+    large = transformers.WavLMConfig(hidden_size=shape["hidden_size"], num_hidden_layers=shape["num_hidden_layers"],
+                                     num_attention_heads=shape["num_attention_heads"], intermediate_size=shape["intermediate_size"],
                                      feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True,
                                      apply_spec_augment=False, layerdrop=0.0)
 
@@ -208,10 +228,11 @@ def bench_gpu(args) -> list[str]:
         raw = transformers.WavLMModel(large)
         call_projections(raw)
         _length_aware_group_norms(raw)
-        backend = BackendConfig(channels=1024, embed_dim=192, scale=8, se_bottleneck=128, attention_channels=128,
+        backend = BackendConfig(channels=shape["channels"], embed_dim=192, scale=8, se_bottleneck=128, attention_channels=128,
                                 margin=0.3, loss_scale=32.0)
         model = SpeakerModel(SSLBackbone(raw, "wavlm"), backend, 1211)
-        apply_adapters(model.backbone.model, AdapterConfig(method="spectralft", targets=["q_proj", "k_proj"], rank=16, top_k=256))
+        apply_adapters(model.backbone.model, AdapterConfig(method="spectralft", targets=["q_proj", "k_proj"],
+                                                           rank=shape["rank"], top_k=shape["top_k"]))
         return model.to(dev)
 
     step_rows = {}
@@ -222,22 +243,25 @@ def bench_gpu(args) -> list[str]:
         prec = Precision(precision, dev)
         x = torch.randn(args.gpu_batch, 48000, device=dev)
         y = torch.randint(0, 1211, (args.gpu_batch,), device=dev)
-        torch.cuda.reset_peak_memory_stats()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
         times = []
         for i in range(args.gpu_steps + 2):
-            torch.cuda.synchronize()
+            sync()
             start = time.perf_counter()
             with prec.autocast():
                 loss, _ = model.head(model(x), y)
             opt.zero_grad(set_to_none=True)
             prec.backward(loss.float())
             prec.step(opt, params, 5.0)
-            torch.cuda.synchronize()
+            sync()
             if i >= 2:
                 times.append(time.perf_counter() - start)
-        step_rows[precision] = (sorted(times)[len(times) // 2], torch.cuda.max_memory_allocated() / 2**30)
+        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
+        step_rows[precision] = (sorted(times)[len(times) // 2], peak)
         del model, opt, x
-        torch.cuda.empty_cache()
+        if cuda:
+            torch.cuda.empty_cache()
     f32, b16 = step_rows["fp32"], step_rows["bf16"]
     lines += ["", "| precision | s/step | crops/s needed | peak GPU memory GiB | vs fp32 |", "|---|---:|---:|---:|---:|"]
     for name, (t, mem) in step_rows.items():
@@ -245,17 +269,17 @@ def bench_gpu(args) -> list[str]:
     # extraction: 32 utterances of 1-8 s (+5 crops each), bf16, batched vs one at a time
     model = build().eval()
     gen = torch.Generator().manual_seed(0)
-    lengths = [int(16000 * (1 + 7 * float(torch.rand(1, generator=gen)))) for _ in range(32)]
-    parts = [torch.randn(n) for n in lengths] + [torch.randn(48000) for _ in range(32 * 5)]
+    lengths = [int(16000 * (1 + 7 * float(torch.rand(1, generator=gen)))) for _ in range(shape["utts"])]
+    parts = [torch.randn(n) for n in lengths] + [torch.randn(48000) for _ in range(shape["utts"] * 5)]
     audio = sum(p.numel() for p in parts) / 16000
     from spectral.embed import plan_batches
 
     with torch.inference_mode(), autocast(dev, "bf16"):
-        torch.cuda.synchronize()
+        sync()
         start = time.perf_counter()
         for p in parts:
             model(p[None].to(dev))
-        torch.cuda.synchronize()
+        sync()
         one = time.perf_counter() - start
         start = time.perf_counter()
         for batch in plan_batches([p.numel() for p in parts], 240 * 16000):
@@ -264,7 +288,7 @@ def bench_gpu(args) -> list[str]:
             for r, i in enumerate(batch):
                 xb[r, : parts[i].numel()] = parts[i]
             model(xb.to(dev), torch.tensor([parts[i].numel() for i in batch]))
-        torch.cuda.synchronize()
+        sync()
         batched = time.perf_counter() - start
     lines += ["", "| extraction, bf16 | s of audio / s |", "|---|---:|",
               f"| one at a time | {audio / one:.0f} |", f"| batched (240 s per batch) | {audio / batched:.0f} ({one / batched:.1f}x) |"]
@@ -283,8 +307,15 @@ def main() -> int:
     parser.add_argument("--gpu-batch", type=int, default=PAPER_BATCH, help="GPU part: batch of 3 s crops (default %(default)s)")
     parser.add_argument("--gpu-steps", type=int, default=5, help="GPU part: timed steps per precision (default %(default)s)")
     parser.add_argument("--skip-gpu", action="store_true", help="leave out the GPU part even where CUDA is available")
+    parser.add_argument("--check-gpu-part", action="store_true",
+                        help="only run the GPU part's code on CPU with a small shape (to check it before a GPU is spent)")
     args = parser.parse_args()
     import torch
+
+    if args.check_gpu_part:
+        torch.set_num_threads(args.threads)
+        print("\n".join(bench_gpu(args, "cpu", CHECK)))
+        return 0
 
     torch.set_num_threads(args.threads)
     before = uptime()

@@ -216,3 +216,11 @@ def test_bf16_extraction_writes_float32_close_to_fp32(wave_set, tmp_path):
         assert b[utt].dtype == np.float32
         cos = float(a[utt] @ b[utt] / (np.linalg.norm(a[utt]) * np.linalg.norm(b[utt])))
         assert cos > 0.98
+
+
+@pytest.mark.parametrize("option", [["--batch-seconds", "-1"], ["--subset", "0"], ["--precision", "fp8"]])
+def test_bad_extraction_options_are_refused(option, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        embed.main(["ckpt.pt", "data", "out", *option])
+    assert exit_info.value.code == 2
+    assert option[0] in capsys.readouterr().err

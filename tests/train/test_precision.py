@@ -172,3 +172,18 @@ def test_workers_change_no_weight_and_resume_exactly(tiny_data, tiny_cfg, pretra
     inline = finetune(_cfg(tiny_cfg, num_workers=0), tiny_data, tmp_path / "inline", backbone_checkpoint=str(pretrained), progress=False)
     assert _same_weights(inline, tmp_path / "whole" / "final.pt")
     assert system_name(cfg) == system_name(_cfg(tiny_cfg, num_workers=0))
+
+
+def test_precision_and_workers_options_set_the_stage_s_own_section():
+    import argparse
+
+    from spectral.train.common import add_common_arguments, resolve
+
+    parser = argparse.ArgumentParser()
+    add_common_arguments(parser)
+    args = parser.parse_args(["--precision", "bf16", "--num-workers", "3"])
+    cfg = resolve(parser, args, "finetune")
+    assert (cfg.finetune.precision, cfg.finetune.num_workers) == ("bf16", 3)
+    assert (cfg.pretrain.precision, cfg.pretrain.num_workers) == ("fp32", 0)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--precision", "fp8"])
