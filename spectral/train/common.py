@@ -23,7 +23,7 @@ log = logging.getLogger("spectral.train")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """--config, --set, --noise-dir, --rir-dir, --noise-manifest, --rir-manifest, --no-progress."""
+    """--config, --set, --noise-dir, --rir-dir, --noise-manifest, --rir-manifest, --precision, --num-workers, --no-progress."""
     parser.add_argument(
         "--config", default=None,
         help="settings: a YAML/JSON file laid out like conf/config.yaml (sections model, backend, adapter, "
@@ -39,13 +39,26 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the augment stage's noise recordings (lhotse .jsonl.gz); used instead of augment.noise_dir")
     parser.add_argument("--rir-manifest", default=None,
                         help="the augment stage's RIR recordings (lhotse .jsonl.gz); used instead of augment.rir_dir")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
+                        help="autocast precision of this stage (overrides <stage>.precision; fp16 adds a gradient scaler)")
+    parser.add_argument("--num-workers", type=int, default=None, metavar="N",
+                        help="DataLoader workers reading crops (overrides <stage>.num_workers; the crops do not change)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RunConfig:
-    """The checked settings of ``args``; a bad value ends the program with parser.error (status 2)."""
+def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace, section: str | None = None) -> RunConfig:
+    """The checked settings of ``args``; a bad value ends the program with parser.error (status 2).
+
+    ``section`` (pretrain or finetune): where ``--precision`` and ``--num-workers`` go.
+    """
+    overrides = list(args.overrides)
+    if section is not None:
+        if getattr(args, "precision", None) is not None:
+            overrides.append(f"{section}.precision={args.precision}")
+        if getattr(args, "num_workers", None) is not None:
+            overrides.append(f"{section}.num_workers={args.num_workers}")
     try:
-        data = apply_overrides(load_config_arg(args.config), args.overrides)
+        data = apply_overrides(load_config_arg(args.config), overrides)
         cfg = resolve_config(data)
     except (ValueError, json.JSONDecodeError) as err:
         parser.error(str(err))

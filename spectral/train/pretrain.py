@@ -47,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train_fingerprint(tcfg) -> dict:
     d = tcfg.to_dict()
-    for key in ("threads", "device", "distributed", "checkpoint_every"):
+    for key in ("threads", "device", "distributed", "checkpoint_every", "num_workers"):
         d.pop(key)
+    if d["precision"] == "fp32":  # last.pt of before mixed precision still fits
+        d.pop("precision")
     return d
 
 
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``spectral-pretrain``."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    cfg = resolve(parser, args)
+    cfg = resolve(parser, args, "pretrain")
     if cfg.model.backbone != "builtin":
         parser.error(f"the pretrain stage trains the builtin backbone only (model.backbone is {cfg.model.backbone!r})")
     import os

@@ -187,6 +187,23 @@ def _svd_source():
 
 
 
+def _embed_reuse(w):
+    """The training set's embeddings, reused by a trial set holding its utterances (REUSE_FROM)."""
+    source = REUSE_FROM.get(w.set)
+    if source is None or not (config["score"]["mean_subtraction"] or config["score"]["asnorm"]):
+        return {}
+    return {"reuse": f"exp/{w.system}/embeddings/{source}/xvector.scp"}
+
+
+def _embed_options(w, input):
+    opts = []
+    if "reuse" in input.keys():
+        opts += ["--reuse", os.path.dirname(input.reuse)]
+    if w.set == TRAIN_SET and config["embed"]["cohort_utts"] is not None:
+        opts += ["--subset", str(config["embed"]["cohort_utts"])]
+    return " ".join(opts)
+
+
 def _score_inputs(w):
     inputs = {
         "test": f"exp/{w.system}/embeddings/{TRIAL_SETS[w.trials]}/xvector.scp",
