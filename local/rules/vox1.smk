@@ -39,6 +39,7 @@ rule prepare_target:
         stage=f"{BASE}/local/prepare_vox1.sh",
         corpus=lambda w, input: os.path.dirname(input.meta),
         all_opts=f"--all-name vox1_all --all-trials {','.join(VOX1_ALL_TRIALS)}" if VOX1_ALL_TRIALS else "",
+        trials=",".join(TRIALS),  # exactly these lists; the others in the corpus directory are ignored
     resources:
         mem_mb=4000,
         runtime=120,
@@ -50,7 +51,7 @@ rule prepare_target:
     conda:
         CONDA_ENV
     shell:
-        "{params.stage} {params.all_opts} {params.corpus} data > {log} 2>&1"
+        "{params.stage} {params.all_opts} --trials {params.trials:q} {params.corpus} data > {log} 2>&1"
 
 
 if CORPUS["pretrain_root"]:

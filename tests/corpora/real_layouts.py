@@ -27,8 +27,12 @@ def _root_conftest():
     return module
 
 
-def make_vox1_real(root: Path, seconds: float = 1.0) -> Path:
-    """tests/conftest.py's VoxCeleb1 tree (3 dev, 3 test speakers) plus E/H lists over dev and test."""
+def make_vox1_real(root: Path, seconds: float = 1.0, original_lists: bool = False) -> Path:
+    """tests/conftest.py's VoxCeleb1 tree (3 dev, 3 test speakers) plus E/H lists over dev and test.
+
+    ``original_lists``: also the release's uncleaned lists (``veri_test.txt``, ``list_test_all.txt``,
+    ``list_test_hard.txt``, here copies of the cleaned ones), so the directory holds all six.
+    """
     conftest = _root_conftest()
     conftest.make_vox1_layout(root, seconds=seconds)
     wavs = sorted(p.relative_to(root / "wav").as_posix() for p in (root / "wav").rglob("*.wav"))
@@ -44,6 +48,10 @@ def make_vox1_real(root: Path, seconds: float = 1.0) -> Path:
         hard_lines += [f"1 {by_spk[a][1]} {by_spk[a][2]}", f"0 {by_spk[a][1]} {by_spk[c][0]}"]
     (root / "list_test_all2.txt").write_text("\n".join(all_lines) + "\n")
     (root / "list_test_hard2.txt").write_text("\n".join(hard_lines) + "\n")
+    if original_lists:
+        for cleaned, original in (("veri_test2.txt", "veri_test.txt"), ("list_test_all2.txt", "list_test_all.txt"),
+                                  ("list_test_hard2.txt", "list_test_hard.txt")):
+            (root / original).write_text((root / cleaned).read_text())
     return root
 
 
