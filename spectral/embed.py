@@ -59,10 +59,13 @@ def embed_set(
     threads: int = 2,
     progress: bool = True,
     device: str = "cpu",
+    train_data_dir: str | Path | None = None,
 ) -> Path:
     """Embed every utterance of ``data_dir`` with the model of ``checkpoint``; returns xvector.scp.
 
     ``device``: cpu, cuda, or auto (cuda when available); a missing CUDA device is an error.
+    ``train_data_dir``: the configured training set; a checkpoint trained on another is refused
+    (:func:`spectral.train.trainset.check_trained_on`).
     """
     import soundfile as sf
     import torch
@@ -77,6 +80,10 @@ def embed_set(
     if device == "cuda" and not torch.cuda.is_available():
         raise InputError("--device", "is 'cuda' but no CUDA device is available")
     dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
+    if train_data_dir is not None:
+        from spectral.train.trainset import check_trained_on, read_checkpoint_record
+
+        check_trained_on(read_checkpoint_record(checkpoint), checkpoint, train_data_dir)
     model, ckpt = load_model_checkpoint(checkpoint)
     model = model.to(dev)
     kind = ModelConfig.from_dict(ckpt["config"]["model"]).input_kind
@@ -120,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="spectral-embed",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  spectral-embed --crops 5 exp/SYSTEM/final.pt data/vox1_test exp/SYSTEM/embeddings/vox1_test",
+        epilog="example:\n  spectral-embed --crops 5 --train-data-dir data/vox1_dev exp/SYSTEM/final.pt data/vox1_test "
+               "exp/SYSTEM/embeddings/vox1_test",
     )
     p.add_argument("checkpoint", help="final.pt of the pretrain or finetune stage")
     p.add_argument("data_dir", help="Kaldi data directory (feats.scp or wav.scp, utt2spk)")
@@ -132,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="torch threads (default %(default)s)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu",
                    help="where the model runs: cpu, cuda, or auto (cuda when available; default %(default)s)")
+    p.add_argument("--train-data-dir", default=None,
+                   help="Kaldi directory of the configured training set (data/<train set>): refuse a checkpoint "
+                        "trained on another set or other speakers (its final.pt records which)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -148,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     return run_main(
         "spectral-embed",
         lambda: embed_set(args.checkpoint, args.data_dir, args.out_dir, args.max_seconds, args.crops,
-                          args.crop_seconds, args.speaker_means, args.threads, not args.no_progress, args.device),
+                          args.crop_seconds, args.speaker_means, args.threads, not args.no_progress, args.device,
+                          args.train_data_dir),
     )
 
 

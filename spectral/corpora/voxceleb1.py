@@ -105,6 +105,26 @@ def read_meta(path: str | Path) -> dict[str, Speaker]:
     return speakers
 
 
+def train_speakers_digest(root: str | Path, vox2_root: str | Path | None = None) -> str | None:
+    """Digest of the training speakers as the corpus lists them: Set=dev in ``vox1_meta.csv`` (plus
+    VoxCeleb2-dev's ``dev/aac/<spk>/`` directories); None where those are not there (yet).
+
+    Cheap (no audio is read): the workflow calls it when it starts, for the system's name.
+    """
+    from spectral.train.trainset import speakers_digest
+
+    meta = Path(root) / "vox1_meta.csv"
+    if not meta.is_file():
+        return None
+    speakers = [s.id for s in read_meta(meta).values() if s.split == "dev"]
+    if vox2_root is not None:
+        aac = Path(vox2_root) / "dev" / "aac"
+        if not aac.is_dir():
+            return None
+        speakers += [e.name for e in os.scandir(aac) if e.is_dir()]
+    return speakers_digest(speakers)
+
+
 def scan_corpus(root: str | Path, sampling_rate: int = 16000, progress: bool = True) -> Corpus:
     """Read the meta file and check every ``wav/<spk>/<session>/*.wav`` header."""
     root = Path(root)
