@@ -119,6 +119,22 @@ def test_vox1_alone_trains_on_whatever_device_is_there_and_requests_no_gpu(work)
     assert '\\"device\\": \\"auto\\"' in _job_block(out, "finetune") or '"device": "auto"' in _job_block(out, "finetune")
 
 
+def test_the_slurm_gpu_profile_asks_for_a_gpu_where_the_config_says_device_auto(work, tmp_path):
+    """Before, conf/vox1.yaml alone (device: auto) under slurm-gpu submitted training and embedding with no GPU."""
+    for sub in ("corpus", "models"):
+        (tmp_path / sub).symlink_to(work / sub)
+    cmd = ["snakemake", "-n", "-p", "results/vox1_eer.txt", "--snakefile", str(REPO / "Snakefile"), "--directory",
+           str(tmp_path), "--profile", str(REPO / "conf/profiles/slurm-gpu"), "--configfile", str(REPO / "conf/vox1.yaml")]
+    run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    ft, embed = _job_block(out, "finetune"), _job_block(out, "embed")
+    assert '\\"device\\": \\"auto\\"' in ft or '"device": "auto"' in ft
+    assert "--device auto" in embed
+    assert re.search(r"resources:.*gpu=1", ft) and re.search(r"resources:.*gpu=1", embed)
+    assert not re.search(r"resources:.*gpu=1", _job_block(out, "prepare_target"))
+
+
 def test_the_paper_preset_sets_the_papers_training_and_asks_for_a_gpu(work):
     out = dry_run(work, "vox1+paper")
     ft = _job_block(out, "finetune")
