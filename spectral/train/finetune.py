@@ -50,6 +50,8 @@ EXAMPLE = """example:
   spectral-finetune --data-dir data/vox1_dev --exp-dir exp/wavlm_sft --config conf/presets/paper_wavlm_large.yaml \\
       --set model.path=/models/wavlm-large
   spectral-finetune --print-system-name --config conf/config.yaml --set adapter.method=lora
+The workflow adds a data section (corpus, root, train_set, speakers; part of the system name) to
+--config; by hand, give it with --set, e.g. --set data.corpus=vox1 --set data.train_set=vox1_dev.
 """
 
 
