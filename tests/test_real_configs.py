@@ -200,6 +200,54 @@ def test_switching_corpus_in_one_work_directory_keeps_both_systems(work):
         assert f"--train-data-dir data/cnceleb1_dev" in _job_block(out, job)
 
 
+SMALL = """\
+adapter: {rank: 2, top_k: 4}
+backend: {channels: 16, scale: 4, se_bottleneck: 8, attention_channels: 8, embed_dim: 8}
+finetune: {epochs: 1, steps_per_epoch: 1, batch_size: 4, crop_seconds: 0.5, warmup_steps: 0, threads: 1, device: cpu}
+embed: {crops: 0, threads: 1, device: cpu, max_seconds: 2.0}
+"""
+
+
+@pytest.mark.slow
+def test_both_corpora_run_in_one_directory_and_keep_their_systems_and_a_swapped_model_is_refused(work, tmp_path):
+    """The real configs, shrunk for the tiny WavLM only (SMALL), run one after the other in one work
+    directory: VoxCeleb1 (trials: [vox1_O], on a directory holding all six lists), then CN-Celeb1.
+    Before, both trained exp/<same system>/, the second moving the first's checkpoints aside."""
+    import torch
+
+    for sub in ("corpus", "models"):
+        (tmp_path / sub).symlink_to(work / sub)
+    (tmp_path / "small.yaml").write_text(SMALL)
+    (tmp_path / "vox1_o.yaml").write_text("trials: [vox1_O]\n")
+
+    def run(conf: str, *extra: str) -> subprocess.CompletedProcess:
+        cmd = ["snakemake", "--cores", "2", "results/vox1_eer.txt", "--snakefile", str(REPO / "Snakefile"),
+               "--directory", str(tmp_path), "--configfile", str(REPO / conf), str(tmp_path / "small.yaml"), *extra]
+        return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=900)
+
+    done = run("conf/vox1.yaml", str(tmp_path / "vox1_o.yaml"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    vox1 = (tmp_path / "results" / "vox1_eer.txt").read_text().split("system: ", 1)[1].split()[0]
+    vox1_final = (tmp_path / "exp" / vox1 / "final.pt").read_bytes()
+    done = run("conf/cnceleb1.yaml")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = (tmp_path / "results" / "vox1_eer.txt").read_text()
+    cnc = results.split("system: ", 1)[1].split()[0]
+    assert cnc != vox1 and re.findall(r"^trials: (\S+)$", results, re.M) == ["cnceleb1_concat", "cnceleb1_avg"]
+    assert (tmp_path / "exp" / vox1 / "final.pt").read_bytes() == vox1_final  # untouched
+    assert not list((tmp_path / "exp").rglob("last.stale.pt"))
+    records = {s: torch.load(tmp_path / "exp" / s / "final.pt", weights_only=True)["train_data"] for s in (vox1, cnc)}
+    assert (records[vox1]["corpus"], records[vox1]["set"]) == ("vox1", "vox1_dev")
+    assert (records[cnc]["corpus"], records[cnc]["set"], records[cnc]["num_speakers"]) == ("cnceleb1", "cnceleb1_dev", 4)
+    # a VoxCeleb1 model where the CN-Celeb1 system's is (copied, or kept by --rerun-triggers mtime): refused
+    (tmp_path / "exp" / cnc / "final.pt").write_bytes(vox1_final)
+    refused = run("conf/cnceleb1.yaml", "--rerun-triggers", "mtime")
+    assert refused.returncode != 0
+    logs = "".join(p.read_text() for p in (tmp_path / "logs" / "embed" / cnc).glob("*.log"))
+    assert f"exp/{cnc}/final.pt: was trained on vox1_dev (corpus vox1 at corpus/VoxCeleb1, 3 speakers" in logs
+    assert "but the configured training set is cnceleb1_dev (4 speakers" in logs
+
+
 def test_the_training_speakers_are_part_of_the_system_name(work, tmp_path):
     """Another VoxCeleb1 copy (other dev speakers in vox1_meta.csv) under the same path is another system."""
     import shutil
