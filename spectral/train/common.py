@@ -27,7 +27,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", default=None,
         help="settings: a YAML/JSON file laid out like conf/config.yaml (sections model, backend, adapter, "
-             "pretrain, finetune, augment; others are ignored) or an inline JSON object",
+             "pretrain, finetune, augment, and data, which the workflow adds; others are ignored) or an inline JSON object",
     )
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one setting (value parsed as YAML); repeatable")
