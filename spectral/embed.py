@@ -64,16 +64,20 @@ def embed_set(
 
     ``device``: cpu, cuda, or auto (cuda when available); a missing CUDA device is an error.
     """
-    import soundfile as sf
     import torch
     from tqdm import tqdm
 
+    from spectral.data.audio import read_audio
     from spectral.features import load_feats
     from spectral.models.speaker import ModelConfig, load_model_checkpoint
     from spectral.scoring.embeddings import write_embeddings, write_speaker_means
 
     torch.set_num_threads(threads)
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    if speaker_means:  # checked before any work, so nothing is written for a run that cannot finish
+        if not (data_dir / "utt2spk").is_file():
+            raise InputError(data_dir / "utt2spk", "missing: --speaker-means needs the data set's utt2spk")
+        utt2spk = read_table(data_dir / "utt2spk")
     if device == "cuda" and not torch.cuda.is_available():
         raise InputError("--device", "is 'cuda' but no CUDA device is available")
     dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
@@ -86,18 +90,27 @@ def embed_set(
     table = read_table(data_dir / table_name)
     if not table:
         raise InputError(data_dir / table_name, "holds no utterances")
+    if speaker_means:
+        unmapped, extra = sorted(set(table) - set(utt2spk)), sorted(set(utt2spk) - set(table))
+        if unmapped:
+            raise InputError(data_dir / "utt2spk", f"has no speaker for {len(unmapped)} utterance(s) of "
+                                                   f"{table_name}, e.g. {unmapped[0]!r}")
+        if extra:
+            raise InputError(data_dir / "utt2spk", f"lists {len(extra)} utterance(s) that {table_name} lacks, "
+                                                   f"e.g. {extra[0]!r}; the speaker means need an embedding of each")
+    line_of = {utt: n for n, utt in enumerate(table, 1)}
     rate = FRAMES_PER_SECOND if kind == "fbank" else SAMPLE_RATE
     max_len, crop_len = int(max_seconds * rate), int(crop_seconds * rate)
     vectors: dict[str, np.ndarray] = {}
     with torch.inference_mode():
         for utt in tqdm(c_sorted(table), desc=f"embed {data_dir.name}", unit="utt", disable=not progress):
-            if kind == "fbank":
-                x = load_feats(table[utt], cmn=True)
-            else:
-                try:
-                    x, _ = sf.read(table[utt], dtype="float32")
-                except Exception as err:
-                    raise InputError(table[utt], f"cannot read audio ({err})") from None
+            try:
+                if kind == "fbank":
+                    x = load_feats(table[utt], cmn=True)
+                else:
+                    x = read_audio(table[utt], SAMPLE_RATE, scale="unit")
+            except InputError as err:
+                raise InputError(data_dir / table_name, f"{utt}: {err}", line_of[utt]) from None
             parts = _parts(x, max_len, crop_len, crops)
             embs = [model(torch.from_numpy(np.ascontiguousarray(parts[0]))[None].to(dev))[0]]
             if len(parts) > 1:

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spectral.errors import InputError
+from spectral.atomic import atomic_path, atomic_write_text
 from spectral.logutil import log_invocation, run_main
 
 
@@ -129,7 +130,7 @@ def write_tsv(runs: list[Run], trials: list[str], path: Path) -> None:
         row = [r.label, str(r.seed), r.system, str(r.trainable), f"{r.seconds:.1f}"]
         row += [f"{v:.4f}" for t in trials for v in (r.eer[t], r.min_dcf[t])]
         lines.append("\t".join(row))
-    _atomic_write(path, "\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def _delta(runs: list[Run], ref: list[Run], trial: str) -> str:
@@ -207,16 +208,9 @@ def plot(runs: list[Run], trials: list[str], path: Path, title: str) -> None:
     ax.grid(axis="y", alpha=0.3, zorder=0)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,7 +246,7 @@ def compare(args: argparse.Namespace) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     reference = args.reference if any(r.label == args.reference for r in runs) else None
     write_tsv(runs, args.trials, out / "comparison.tsv")
-    _atomic_write(out / "comparison.md", markdown(runs, args.trials, reference, args.title, args.note))
+    atomic_write_text(out / "comparison.md", markdown(runs, args.trials, reference, args.title, args.note))
     plot(runs, args.trials, out / "comparison.png", args.title)
     return out / "comparison.md"
 

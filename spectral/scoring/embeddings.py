@@ -32,7 +32,7 @@ import kaldiio
 import numpy as np
 from tqdm import tqdm
 
-from spectral.scoring.cli import setup_logging
+from spectral.logutil import log_command, run_main
 from spectral.scoring.textfiles import (
     InputFormatError,
     atomic_write_text,
@@ -192,13 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("xvector_scp", help="utterance embeddings (kaldiio scp)")
     parser.add_argument("out_dir", help="where spk_xvector.{ark,scp} and num_utts go")
     args = parser.parse_args(argv)
-    setup_logging(parser.prog, sys.argv[1:] if argv is None else list(argv))
-    try:
-        write_speaker_means(args.xvector_scp, args.out_dir, args.spk2utt, args.utt2spk)
-    except InputFormatError as err:
-        log.error("%s", err)
-        return 1
-    return 0
+    log_command(parser.prog, argv)
+    return run_main(parser.prog, lambda: write_speaker_means(args.xvector_scp, args.out_dir, args.spk2utt, args.utt2spk))
 
 
 if __name__ == "__main__":

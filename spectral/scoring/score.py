@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from spectral.scoring.embeddings import embedding_mean, read_embeddings, speaker_means
-from spectral.scoring.cli import setup_logging
+from spectral.logutil import log_command, run_main
 from spectral.scoring.textfiles import (
     InputFormatError,
     Trials,
@@ -234,16 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("trials", help="lines 'enroll test target|nontarget'")
     parser.add_argument("scores", help="output: lines 'enroll test score'")
     args = parser.parse_args(argv)
-    setup_logging(parser.prog, sys.argv[1:] if argv is None else list(argv))
-    try:
+    log_command(parser.prog, argv)
+
+    def work() -> None:
         trials = read_trials(args.trials)
         scores = score_trials(args.xvector_scp, trials, mean_scp=args.mean_scp,
                               cohort_scp=args.cohort_scp, top_n=args.top_n,
                               enroll_map=args.enroll_map)
-    except (InputFormatError, ValueError) as err:
-        log.error("%s", err)
-        return 1
-    Path(args.scores).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.scores, format_scores(trials, scores))
-    log.info("wrote %d scores to %s", len(trials), args.scores)
-    return 0
+        atomic_write_text(args.scores, format_scores(trials, scores))
+        log.info("wrote %d scores to %s", len(trials), args.scores)
+
+    return run_main(parser.prog, work, errors=(ValueError,))

@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from collections.abc import Callable
 
 import torch
 
 from spectral.logutil import log_invocation, run_main
 from spectral.train.config import RunConfig, apply_overrides, load_config_arg, resolve_config
-from spectral.train.loop import TrainingStopped
+from spectral.errors import InputError
 
 log = logging.getLogger("spectral.train")
 
@@ -27,7 +28,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", default=None,
         help="settings: a YAML/JSON file laid out like conf/config.yaml (sections model, backend, adapter, "
-             "pretrain, finetune, augment; others are ignored) or an inline JSON object",
+             "pretrain, finetune, augment, each laid over the defaults; the pipeline's other sections are "
+             "ignored, unknown ones refused) or an inline JSON object",
     )
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one setting (value parsed as YAML); repeatable")
@@ -43,12 +45,22 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RunConfig:
-    """The checked settings of ``args``; a bad value ends the program with parser.error (status 2)."""
+    """The checked settings of ``args``, every section laid over the pipeline's defaults.
+
+    A config file that cannot be read (missing, not UTF-8, a YAML syntax error) ends the
+    program with ``<prog>: error: <file>:<line>: ...`` and status 1; a bad or inconsistent
+    value with parser.error (status 2), naming the config file it came from.
+    """
     try:
-        data = apply_overrides(load_config_arg(args.config), args.overrides)
-        cfg = resolve_config(data)
-    except (ValueError, json.JSONDecodeError) as err:
-        parser.error(str(err))
+        data = load_config_arg(args.config)
+    except InputError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    try:
+        cfg = resolve_config(apply_overrides(data, args.overrides))
+    except (ValueError, TypeError) as err:
+        where = f"{args.config}: " if args.config and not args.config.lstrip().startswith("{") else ""
+        parser.error(f"{where}{err}")
     if args.noise_dir:
         cfg.augment.noise_dir = args.noise_dir
     if args.rir_dir:
@@ -71,7 +83,6 @@ def set_threads(threads: int) -> None:
 
 
 def run_stage(prog: str, work: Callable[[], object]) -> int:
-    """Run ``work``: bad input or a stopped run become ``<prog>: error: ...`` and status 1."""
-    from spectral.svd import SvdError
-
-    return run_main(prog, work, errors=(TrainingStopped, SvdError))
+    """Run ``work``: bad input or a stopped run (:class:`TrainingStopped`, an InputError)
+    become ``<prog>: error: ...`` and status 1."""
+    return run_main(prog, work)
