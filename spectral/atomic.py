@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from spectral.workers import pid_alive
+
 
 def temp_name(dest: str | Path, kind: str = "tmp") -> Path:
     """``.<name>.<kind>-<pid>`` beside ``dest``."""
@@ -23,15 +25,7 @@ def temp_name(dest: str | Path, kind: str = "tmp") -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # a leftover of this very process: not in use
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid != os.getpid() and pid_alive(pid)  # a leftover of this very process is not in use
 
 
 _TEMP = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>[0-9]+)")

@@ -27,7 +27,7 @@ import logging
 import math
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from spectral.atomic import atomic_paths, remove_stale, temp_name
 from spectral.data.kaldi import c_sorted, read_table, write_table
 from spectral.errors import InputError
 from spectral.logutil import log_invocation, run_main
+from spectral.workers import process_pool
 
 log = logging.getLogger("spectral.features")
 
@@ -85,45 +86,6 @@ class FbankExtractor:
             return self._module(x)[0].numpy().astype(np.float32)
 
 
-def _stop_with_parent(parent: int) -> None:
-    """Worker initializer: end this worker when the main process ends, however it ends.
-
-    On Linux the kernel sends SIGKILL when the parent exits (``PR_SET_PDEATHSIG``); a
-    daemon thread also polls the parent (any platform, and the case where the parent died
-    before the call), so a SIGKILL or SIGTERM of the main process never leaves workers.
-    """
-    import ctypes
-    import signal
-    import threading
-    import time
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        pass
-    first_parent = os.getppid()
-
-    def watch() -> None:
-        while True:
-            if os.getppid() != first_parent or not _alive(parent):
-                os._exit(1)
-            time.sleep(0.5)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-    if os.getppid() != first_parent or not _alive(parent):
-        os._exit(1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _extract_chunk(items: list[tuple[str, str]], ark: str, final_ark: str, options: dict) -> list[tuple[str, str, int]]:
     """Worker: fbank of ``items`` (utt, wav path) into ``ark``; returns (utt, scp value, frames),
     the scp values pointing into ``final_ark`` (where ``ark`` is renamed when all is done)."""
@@ -161,7 +123,7 @@ def _run_chunks(chunks: list[list[str]], wav_scp: dict[str, str], arks: list[tup
     """Compute every chunk in ``nj`` worker processes that end with this one; the first
     failure cancels the rest. A worker that dies is an InputError naming its ark."""
     entries: list[tuple[str, str, int]] = []
-    pool = ProcessPoolExecutor(max_workers=nj, initializer=_stop_with_parent, initargs=(os.getpid(),))
+    pool = process_pool(nj)
     try:
         futures = {
             pool.submit(_extract_chunk, [(u, wav_scp[u]) for u in c], str(tmp), str(final), options): (len(c), final)

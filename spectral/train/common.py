@@ -86,3 +86,16 @@ def run_stage(prog: str, work: Callable[[], object]) -> int:
     """Run ``work``: bad input or a stopped run (:class:`TrainingStopped`, an InputError)
     become ``<prog>: error: ...`` and status 1."""
     return run_main(prog, work)
+
+
+def check_feature_dim(data, n_mels: int) -> None:
+    """Refuse fbank features of another dimension than the builtin backbone's input
+    (``model.builtin.n_mels``) before any work, naming feats.scp (``data``: a SpeakerData)."""
+    first = next(iter(data.feats), None) if getattr(data, "feats", None) else None
+    if first is None:
+        return
+    bins = data._load_fbank(first).shape[1]
+    if bins != n_mels:
+        raise InputError(data.data_dir / "feats.scp", f"holds {bins}-dimensional fbank features, but "
+                                                      f"model.builtin.n_mels is {n_mels}: set features.num_mel_bins "
+                                                      f"and model.builtin.n_mels alike and rerun the features stage")

@@ -35,7 +35,8 @@ from spectral.errors import InputError
 from spectral.models import SpeakerModel, adapter_root, build_backbone, read_checkpoint
 from spectral.models.builtin import BuiltinBackbone, BuiltinConfig
 from spectral.models.speaker import CHECKPOINT_FORMAT
-from spectral.train.common import add_common_arguments, log_config, resolve, run_stage, set_threads
+from spectral.train.common import (add_common_arguments, check_feature_dim, log_config, resolve, run_stage,
+                                   set_threads)
 from spectral.train.config import RunConfig, system_name
 from spectral.train.data import SpeakerData, split_validation
 from spectral.train.loop import atomic_save, setup_distributed, train
@@ -126,6 +127,8 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
               noise=noise_manifest or cfg.augment.noise_dir, rir=rir_manifest or cfg.augment.rir_dir)
     train_data = SpeakerData(data_dir, utts=train_utts, **kw)
     val_data = SpeakerData(data_dir, utts=val_utts, speakers=train_data.speakers, **{**kw, "augment": None})
+    if kind == "fbank":
+        check_feature_dim(train_data, cfg.model.builtin.n_mels)
     system = system_name(cfg)
     if info.main:
         log.info("system %s; %s: %d speakers, %d training and %d held-out utterances", system, data_dir,
