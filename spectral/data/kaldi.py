@@ -53,6 +53,16 @@ def spk2utt_from(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
     return dict(groups)
 
 
+def read_trials(path: str | Path) -> list[tuple[str, str, str]]:
+    """A Kaldi trials file as ``(enroll, test, target|nontarget)`` tuples, read (and every
+    line checked) by the one trials reader, :func:`spectral.scoring.textfiles.read_trials`."""
+    from spectral.scoring.textfiles import read_trials as read
+
+    trials = read(path)
+    labels = ["target" if t else "nontarget" for t in trials.is_target.tolist()]
+    return list(zip(trials.enroll, trials.test, labels))
+
+
 def write_data_dir(
     out: str | Path,
     wav_scp: Mapping[str, str],
