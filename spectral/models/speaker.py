@@ -14,13 +14,14 @@ saved with ``torch.save`` and read with ``weights_only=True``::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from spectral.settings import help_meta as _meta, strict_from_dict
 from spectral.errors import InputError
 from spectral.models.backend import AAMSoftmax, BackendConfig, SpeakerBackend
 from spectral.models.builtin import BuiltinBackbone, BuiltinConfig
@@ -28,10 +29,6 @@ from spectral.models.builtin import BuiltinBackbone, BuiltinConfig
 CHECKPOINT_FORMAT = "spectral-model/1"
 #: Backbone kinds: the built-in fbank Transformer and the transformers SSL models.
 BACKBONES: tuple[str, ...] = ("builtin", "wavlm", "hubert")
-
-
-def _meta(text: str) -> dict[str, str]:
-    return {"help": text}
 
 
 @dataclass
@@ -61,11 +58,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**dict(data))
+        return strict_from_dict(cls, data, "model")
 
     @property
     def input_kind(self) -> str:

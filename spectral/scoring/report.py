@@ -44,7 +44,6 @@ import argparse
 import io
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 

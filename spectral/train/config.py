@@ -18,10 +18,11 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spectral.settings import help_meta as _meta, strict_from_dict
 from spectral.adapters import AdapterConfig
 from spectral.adapters.config import IGNORED_FIELDS, SPECTRAL_METHODS
 from spectral.augment import MUSAN_PARTS, RIRS_PARTS
@@ -32,16 +33,8 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def _meta(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 def _from_dict(cls, data: Mapping[str, Any], section: str):
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown {section} key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return cls(**dict(data))
+    return strict_from_dict(cls, data, section)
 
 
 def _check_int(section: str, name: str, value: Any, minimum: int) -> None:
