@@ -18,17 +18,18 @@ from typing import Iterator
 from spectral.workers import pid_alive
 
 
-def temp_name(dest: str | Path, kind: str = "tmp") -> Path:
-    """``.<name>.<kind>-<pid>`` beside ``dest``."""
+def temp_name(dest: str | Path, kind: str = "tmp", suffix: str = "") -> Path:
+    """``.<name>.<kind>-<pid><suffix>`` beside ``dest`` (``suffix`` for writers that infer
+    the format from the name, e.g. ``.jsonl.gz``)."""
     dest = Path(dest)
-    return dest.with_name(f".{dest.name}.{kind}-{os.getpid()}")
+    return dest.with_name(f".{dest.name}.{kind}-{os.getpid()}{suffix}")
 
 
 def _pid_alive(pid: int) -> bool:
     return pid != os.getpid() and pid_alive(pid)  # a leftover of this very process is not in use
 
 
-_TEMP = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>[0-9]+)")
+_TEMP = re.compile(r"\.(?P<name>.+?)\.(?P<kind>tmp|old)-(?P<pid>[0-9]+)(?:\.[A-Za-z0-9.]+)?")
 
 
 def remove_stale(dest: str | Path, any_name: bool = False) -> None:
@@ -48,14 +49,15 @@ def remove_stale(dest: str | Path, any_name: bool = False) -> None:
 
 
 @contextmanager
-def atomic_path(dest: str | Path, fsync: bool = False) -> Iterator[Path]:
-    """Yield a temporary file path beside ``dest``; when the block ends without an
-    exception it replaces ``dest`` (flushed to disk first if ``fsync``), else it is removed."""
+def atomic_path(dest: str | Path, fsync: bool = False, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary file path beside ``dest`` (ending in ``suffix``); when the block
+    ends without an exception it replaces ``dest`` (flushed to disk first if ``fsync``),
+    else it is removed."""
     dest = Path(dest)
     if dest.parent != Path(""):
         dest.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(dest)
-    tmp = temp_name(dest)
+    tmp = temp_name(dest, suffix=suffix)
     try:
         yield tmp
         if fsync:
