@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import logging
 import math
@@ -39,7 +40,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spectral.errors import InputError
+from spectral.errors import InputError, read_utf8
 from spectral.atomic import atomic_path, atomic_write_text
 from spectral.logutil import log_invocation, run_main
 
@@ -60,9 +61,11 @@ class Run:
 
 def _read_metrics(path: Path) -> tuple[str, float, float]:
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, "missing (run the metrics stage of this system first)") from None
+        data = json.loads(read_utf8(path))
+    except InputError as err:
+        if not path.exists():
+            raise InputError(path, "missing (run the metrics stage of this system first)") from None
+        raise err
     except (OSError, ValueError) as err:
         raise InputError(path, f"not a metrics file ({err})") from None
     try:
@@ -73,11 +76,9 @@ def _read_metrics(path: Path) -> tuple[str, float, float]:
 
 def _read_train_log(path: Path) -> tuple[int, float]:
     """(trainable parameters, total training seconds) of a train_log.tsv."""
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f, delimiter="\t"))
-    except FileNotFoundError:
-        raise InputError(path, "missing (run the finetune stage of this system first)") from None
+    if not path.is_file():
+        raise InputError(path, "missing (run the finetune stage of this system first)")
+    rows = list(csv.DictReader(io.StringIO(read_utf8(path), newline=""), delimiter="\t"))
     if not rows:
         raise InputError(path, "holds no epochs")
     try:
