@@ -14,6 +14,10 @@ BASE = workflow.basedir  # stage scripts are called from here, whatever --direct
 configfile: f"{BASE}/conf/config.yaml"
 
 
+# snakemake --report results/report.html [target]: figures and tables flagged with report()
+report: "steps/report/workflow.rst"
+
+
 validate(config, f"{BASE}/conf/config.schema.yaml")
 
 # every job sees the project's venv first on PATH, C collation and unbuffered Python
@@ -57,6 +61,14 @@ SETS = [TRAIN_SET] + EVAL_SETS + (["pretrain"] if CORPUS["pretrain_root"] else [
 
 # the Kaldi trials file of every configured list: data/<set>/trials/<name>
 TRIALS_FILES = {t: f"data/{TRIAL_SETS[t]}/trials/{t}" for t in TRIALS}
+# finetune.dev_speakers > 0: training speakers held out of fine-tuning, with their own trial
+# list dev_val (steps/rules/dev.smk), scored beside the test lists; hyper-parameters are
+# chosen on it, never on the test lists.
+DEV_SPEAKERS = config["finetune"]["dev_speakers"]
+if DEV_SPEAKERS:
+    TRIAL_SETS["dev_val"] = TRAIN_SET
+    TRIALS_FILES["dev_val"] = f"data/{TRAIN_SET}/trials/dev_val"
+SCORED = TRIALS + (["dev_val"] if DEV_SPEAKERS else [])
 
 
 rule features:
@@ -68,7 +80,9 @@ rule features:
 
 include: "steps/rules/common.smk"
 include: "steps/rules/features.smk"
+include: "steps/rules/dev.smk"
 include: "steps/rules/augment.smk"
 include: "steps/rules/train.smk"
 include: "steps/rules/evaluate.smk"
 include: "steps/rules/compare.smk"
+include: "steps/rules/export.smk"

@@ -30,6 +30,9 @@ METHODS: tuple[str, ...] = (
     "frozen",
 )
 
+#: Initialisations of spectralft's factors (``AdapterConfig.init``).
+INITS: tuple[str, ...] = ("paper", "lora")
+
 #: Methods whose principal subspace is the top-k singular triplets (``top_k`` applies).
 SPECTRAL_METHODS: tuple[str, ...] = ("spectralft", "spectralft_rot")
 
@@ -119,7 +122,19 @@ class AdapterConfig:
         ),
     )
 
+    init: str = field(
+        default="paper",
+        metadata=_meta(
+            "spectralft: initialisation of the factors (W' = W at the start either way). paper, as "
+            "the released code: B_U and A_V Kaiming-uniform (a = 0, fan-in r, bound sqrt(6/r)), "
+            "A_U and B_V zero. lora: B_U and B_V zero, A_U and A_V Kaiming-uniform as LoRA's A "
+            "(a = sqrt(5), fan-in k, bound 1/sqrt(k)), this project's choice before."
+        ),
+    )
+
     def __post_init__(self) -> None:
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.method not in METHODS:
             raise ValueError(f"unknown adapter method {self.method!r}; expected one of {', '.join(METHODS)}")
         if isinstance(self.targets, str):

@@ -4,8 +4,11 @@ W (m x n) = W_p + W_m with W_p = U_k S_k V_k^T (top k triplets) and residual W_m
 
 ``spectralft`` (additive, DESIGN.md "The method"):
     W' = W_m + (U_k + s B_U A_U) S_k (V_k + s B_V A_V)^T,   s = alpha / r
-    B_U (m x r) and B_V (n x r) start at zero, A_U and A_V (r x k) Kaiming-uniform,
-    so W' = W at initialisation; r(m + k) + r(n + k) trainable values.
+    so W' = W at initialisation; r(m + k) + r(n + k) trainable values. ``init="paper"`` (the
+    default) starts as the paper's released code (``ptm.py``, ``SpectralAdapter``): B_U and A_V
+    Kaiming-uniform with a = 0 and fan-in r (bound sqrt(6 / r)), A_U and B_V zero;
+    ``init="lora"`` is this project's earlier choice: B_U and B_V zero, A_U and A_V
+    Kaiming-uniform with a = sqrt(5) and fan-in k (bound 1 / sqrt(k)), as LoRA's A.
 
 ``spectralft_rot`` (rotational):
     W' = W_m + U_k R_U S_k R_V^T V_k^T,   R = (I - K)^-1 (I + K),  K = -K^T
@@ -75,11 +78,20 @@ class SpectralFTLayer(_PrincipalSubspace):
         self.rank = r
         like = dict(device=self.U.device, dtype=self.U.dtype)
         self.B_U = nn.Parameter(torch.zeros(m, r, **like))
-        self.A_U = nn.Parameter(torch.empty(r, k, **like))
+        self.A_U = nn.Parameter(torch.zeros(r, k, **like))
         self.B_V = nn.Parameter(torch.zeros(n, r, **like))
-        self.A_V = nn.Parameter(torch.empty(r, k, **like))
-        nn.init.kaiming_uniform_(self.A_U, a=math.sqrt(5))
-        nn.init.kaiming_uniform_(self.A_V, a=math.sqrt(5))
+        self.A_V = nn.Parameter(torch.zeros(r, k, **like))
+        if cfg.init == "paper":
+            # released code: dU = UA UB (UA m x r Kaiming, UB zero), dV^T = VhA VhB (VhA k x r
+            # Kaiming, VhB zero); kaiming_uniform_ with a = 0 on an (x, r) tensor has fan-in r.
+            nn.init.kaiming_uniform_(self.B_U, a=0.0)
+            a_v_t = torch.empty(k, r, **like)
+            nn.init.kaiming_uniform_(a_v_t, a=0.0)
+            with torch.no_grad():
+                self.A_V.copy_(a_v_t.T)
+        else:
+            nn.init.kaiming_uniform_(self.A_U, a=math.sqrt(5))
+            nn.init.kaiming_uniform_(self.A_V, a=math.sqrt(5))
 
     def delta_factors(self) -> tuple[Tensor, Tensor]:
         """(L (m x 2r), R (2r x n)) with L @ R = U' S V'^T - U S V^T, the change of W."""

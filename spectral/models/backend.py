@@ -34,8 +34,15 @@ class BackendConfig:
     attention_channels: int = field(default=64, metadata=_meta("Hidden width of attentive statistics pooling."))
     margin: float = field(default=0.2, metadata=_meta("AAM-softmax additive angular margin m (0.3 in the paper preset); training ramps it up from 0 over the first half of each stage's steps."))
     loss_scale: float = field(default=30.0, metadata=_meta("AAM-softmax scale s (32 in the paper preset)."))
+    first_state: int = field(
+        default=0,
+        metadata=_meta("Index of the first hidden state in the weighted sum: 0 takes every state, as in the paper; "
+                       "1 leaves out hidden state 0 (the front end, before any attention layer), so the back-end "
+                       "cannot read the features around the adapted layers directly."))
 
     def __post_init__(self) -> None:
+        if isinstance(self.first_state, bool) or not isinstance(self.first_state, int) or self.first_state < 0:
+            raise ValueError(f"backend.first_state must be an integer >= 0, got {self.first_state!r}")
         for name in ("channels", "embed_dim", "scale", "se_bottleneck", "attention_channels"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -207,12 +214,16 @@ class SpeakerBackend(nn.Module):
 
     def __init__(self, num_states: int, hidden_size: int, cfg: BackendConfig) -> None:
         super().__init__()
-        self.layer_weights = LayerWeightedSum(num_states)
+        if cfg.first_state >= num_states:
+            raise ValueError(f"backend.first_state ({cfg.first_state}) must be below the backbone's "
+                             f"{num_states} hidden states")
+        self.first_state = cfg.first_state
+        self.layer_weights = LayerWeightedSum(num_states - cfg.first_state)
         self.norm = nn.LayerNorm(hidden_size, elementwise_affine=False)
         self.ecapa = ECAPATDNN(hidden_size, cfg)
 
     def forward(self, states: list[Tensor]) -> Tensor:
-        return self.ecapa(self.norm(self.layer_weights(states)))
+        return self.ecapa(self.norm(self.layer_weights(list(states)[self.first_state:])))
 
 
 class AAMSoftmax(nn.Module):

@@ -12,8 +12,14 @@ reads ``scores/<trials>.metrics.json`` (the report stage's Kaldi EER and minDCF)
                     against ``--reference`` (the frozen backbone by default) with the
                     standard deviation of the per-seed differences (runs are paired by
                     seed), trainable parameters and training time; then every run;
-``comparison.png``  EER per label and list: a bar at the mean, a line for ± one standard
-                    deviation, a dot per seed.
+``comparison.png``  per list, EER per label (mean over seeds, a dot per seed) with its 95 %
+                    speaker-bootstrap interval on an axis starting at 0, and beside it
+                    the paired ΔEER against ``--reference`` with its interval around zero.
+
+With ``--trials-file NAME FILE`` for every list, ``comparison.md`` also gets the paired
+speaker-bootstrap 95 % intervals (:mod:`spectral.scoring.bootstrap`) of ΔEER and ΔminDCF of
+every method against ``--reference`` and against every ``--paired-with`` label (LoRA by
+default), from ``scores/<trials>.score`` of every run; ``comparison_intervals.tsv`` holds them.
 
 minDCF is the first operating point of the metrics file (p-target 0.01, c-miss = c-fa = 1).
 Trainable parameters count everything the fine-tune stage trains (back-end and speaker head
@@ -40,9 +46,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spectral.errors import InputError, read_utf8
+import numpy as np
+
 from spectral.atomic import atomic_path, atomic_write_text
+from spectral.errors import InputError, read_utf8
 from spectral.logutil import log_invocation, run_main
+from spectral.scoring import bootstrap
+from spectral.scoring.textfiles import InputFormatError, read_trials
 
 
 @dataclass
@@ -180,33 +190,135 @@ def markdown(runs: list[Run], trials: list[str], reference: str | None, title: s
     return "\n".join(out) + "\n"
 
 
-def plot(runs: list[Run], trials: list[str], path: Path, title: str) -> None:
+@dataclass
+class Intervals:
+    """Paired speaker-bootstrap replicates of every label's EER (%) and minDCF, per trial list."""
+
+    replicates: int
+    speakers: dict[str, int]  # trial list -> speakers resampled
+    eer: dict[str, dict[str, np.ndarray]]  # trial list -> label -> replicates
+    dcf: dict[str, dict[str, np.ndarray]]
+
+    def eer_interval(self, trial: str, label: str) -> tuple[float, float]:
+        return bootstrap.percentile_interval(self.eer[trial][label])
+
+    def delta(self, trial: str, label: str, against: str, metric: str = "eer") -> tuple[float, float]:
+        table = self.eer if metric == "eer" else self.dcf
+        return bootstrap.percentile_interval(table[trial][label] - table[trial][against])
+
+
+def bootstrap_intervals(runs: list[Run], trials_files: dict[str, str], replicates: int, seed: int) -> Intervals:
+    """Resample each list's speakers ``replicates`` times (one draw for every run: paired) and
+    compute every label's seed-averaged EER and minDCF in each replicate."""
+    eer: dict[str, dict[str, np.ndarray]] = {}
+    dcf: dict[str, dict[str, np.ndarray]] = {}
+    n_speakers = {}
+    for j, (name, path) in enumerate(trials_files.items()):
+        trials = read_trials(path)
+        speakers = bootstrap.list_speakers(trials)
+        n_speakers[name] = len(speakers)
+        counts = bootstrap.draw_counts(len(speakers), replicates, seed + j)
+        eer[name], dcf[name] = {}, {}
+        for label in _labels(runs):
+            scored = []
+            for r in runs:
+                if r.label != label:
+                    continue
+                score_file = r.exp_dir / "scores" / f"{name}.score"
+                if not score_file.is_file():
+                    raise InputError(score_file, "missing (run the score stage of this system first)")
+                scored.append(bootstrap.load_scored(str(score_file), trials, speakers))
+            eer[name][label], dcf[name][label] = bootstrap.replicate_metrics(scored, counts)
+    return Intervals(replicates, n_speakers, eer, dcf)
+
+
+def _mean_over_seeds(runs: list[Run], label: str, trial: str, metric: str) -> float:
+    values = [(r.eer if metric == "eer" else r.min_dcf)[trial] for r in runs if r.label == label]
+    return sum(values) / len(values)
+
+
+def interval_rows(runs: list[Run], trials: list[str], iv: Intervals, against: list[str]) -> list[dict[str, str]]:
+    """One row per (list, label, reference label): point differences (Kaldi metrics, mean over seeds)
+    and their paired 95 % intervals."""
+    rows = []
+    for t in trials:
+        for lab in _labels(runs):
+            for ref in against:
+                if ref == lab or ref not in iv.eer[t]:
+                    continue
+                row = {"trials": t, "method": lab, "against": ref}
+                for metric, digits in (("eer", 2), ("min_dcf", 4)):
+                    point = _mean_over_seeds(runs, lab, t, metric) - _mean_over_seeds(runs, ref, t, metric)
+                    lo, hi = iv.delta(t, lab, ref, "eer" if metric == "eer" else "dcf")
+                    row[f"d_{metric}"] = f"{point:+.{digits}f}"
+                    row[f"d_{metric}_lo"] = f"{lo:+.{digits}f}"
+                    row[f"d_{metric}_hi"] = f"{hi:+.{digits}f}"
+                rows.append(row)
+    return rows
+
+
+def intervals_markdown(rows: list[dict[str, str]], iv: Intervals) -> list[str]:
+    sizes = ", ".join(f"{t}: {n} speakers" for t, n in iv.speakers.items())
+    out = ["", "## Paired speaker-bootstrap 95 % intervals", "",
+           f"{iv.replicates} replicates; each resamples the enrollment speakers of a list with replacement "
+           f"({sizes}), with all their trials, and applies the same draw to every method and seed. "
+           "Differences are of the means over seeds; an interval that excludes 0 separates the two methods.", "",
+           "| trials | method | against | ΔEER (points) | 95 % interval | ΔminDCF | 95 % interval |",
+           "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['trials']} | {r['method']} | {r['against']} | {r['d_eer']} | [{r['d_eer_lo']}, {r['d_eer_hi']}] "
+                   f"| {r['d_min_dcf']} | [{r['d_min_dcf_lo']}, {r['d_min_dcf_hi']}] |")
+    return out
+
+
+def plot(runs: list[Run], trials: list[str], path: Path, title: str, iv: Intervals | None = None,
+         reference: str | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     labels = _labels(runs)
-    width = 0.8 / len(trials)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(labels) + 2), 4.2))
+    with_delta = iv is not None and reference is not None
+    fig, axes = plt.subplots(1, 2 if with_delta else 1, squeeze=False,
+                             figsize=(max(6.0, 0.9 * len(labels) + 2) * (2 if with_delta else 1), 4.4))
+    ax = axes[0][0]
+    offset = 0.6 / max(1, len(trials))
     for j, t in enumerate(trials):
-        xs, means, stds = [], [], []
         for i, lab in enumerate(labels):
             vals = [r.eer[t] for r in runs if r.label == lab]
-            mean, std = mean_std(vals)
-            x = i + (j - (len(trials) - 1) / 2) * width
-            xs.append(x)
-            means.append(mean)
-            stds.append(0.0 if math.isnan(std) else std)
-            ax.plot([x] * len(vals), vals, "k.", markersize=3, zorder=3)
-        ax.bar(xs, means, width * 0.9, yerr=stds, capsize=3, label=t, zorder=2)
+            x = i + (j - (len(trials) - 1) / 2) * offset
+            mean = sum(vals) / len(vals)
+            if iv is not None:
+                lo, hi = iv.eer_interval(t, lab)
+                ax.errorbar([x], [mean], yerr=[[max(0.0, mean - lo)], [max(0.0, hi - mean)]], fmt="o", color=f"C{j}",
+                            capsize=3, label=t if i == 0 else None, zorder=3)
+            else:
+                ax.plot([x], [mean], "o", color=f"C{j}", label=t if i == 0 else None, zorder=3)
+            ax.plot([x] * len(vals), vals, "k.", markersize=3, zorder=4)
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-    ax.set_ylabel("EER (%)")
-    lows = [r.eer[t] for r in runs for t in trials]
-    ax.set_ylim(max(0.0, min(lows) - 3.0), max(lows) + 2.0)
-    ax.set_title(title)
+    ax.set_ylabel("EER (%)" + (" with 95 % speaker-bootstrap interval" if iv is not None else ""))
+    ax.set_ylim(0.0, max(r.eer[t] for r in runs for t in trials) * 1.15 + 0.5)
+    ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3, zorder=0)
     ax.legend()
+    if with_delta:
+        ax = axes[0][1]
+        for j, t in enumerate(trials):
+            for i, lab in enumerate(labels):
+                if lab == reference:
+                    continue
+                x = i + (j - (len(trials) - 1) / 2) * offset
+                point = _mean_over_seeds(runs, lab, t, "eer") - _mean_over_seeds(runs, reference, t, "eer")
+                lo, hi = iv.delta(t, lab, reference)
+                ax.errorbar([x], [point], yerr=[[max(0.0, point - lo)], [max(0.0, hi - point)]], fmt="o",
+                            color=f"C{j}", capsize=3, label=t if i == 1 or (i == 0 and labels[0] != reference) else None)
+        ax.axhline(0.0, color="k", linewidth=0.8)
+        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+        ax.set_ylabel(f"ΔEER vs {reference} (points), paired 95 % interval")
+        ax.set_title(f"EER change against {reference}", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
@@ -227,6 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default="Method comparison", help="heading of the table and the plot")
     p.add_argument("--note", action="append", default=[], help="a line of text under the heading (repeat)")
     p.add_argument("--out-dir", required=True, help="where comparison.{md,png,tsv} go")
+    p.add_argument("--trials-file", nargs=2, action="append", default=[], metavar=("NAME", "FILE"),
+                   help="the Kaldi trials file of list NAME (repeat for every --trials list): turns on the paired "
+                        "speaker-bootstrap intervals, computed from exp/<system>/scores/NAME.score of every run")
+    p.add_argument("--paired-with", nargs="*", default=["lora"],
+                   help="labels every method is also compared with, beside --reference (those present)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates")
+    p.add_argument("--bootstrap-seed", type=int, default=1, help="seed of the speaker draws")
     return p
 
 
@@ -245,9 +364,25 @@ def compare(args: argparse.Namespace) -> Path:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     reference = args.reference if any(r.label == args.reference for r in runs) else None
+    files = dict(args.trials_file)
+    iv = None
+    md = markdown(runs, args.trials, reference, args.title, args.note)
+    if files:
+        missing = [t for t in args.trials if t not in files]
+        if missing:
+            raise InputError("--trials-file", f"no trials file for {', '.join(missing)}")
+        if args.bootstrap < 10:
+            raise InputError("--bootstrap", f"needs at least 10 replicates, got {args.bootstrap}")
+        iv = bootstrap_intervals(runs, {t: files[t] for t in args.trials}, args.bootstrap, args.bootstrap_seed)
+        against = [lab for lab in [reference, *args.paired_with] if lab and any(r.label == lab for r in runs)]
+        rows = interval_rows(runs, args.trials, iv, list(dict.fromkeys(against)))
+        md += "\n".join(intervals_markdown(rows, iv)) + "\n"
+        cols = ["trials", "method", "against", "d_eer", "d_eer_lo", "d_eer_hi", "d_min_dcf", "d_min_dcf_lo", "d_min_dcf_hi"]
+        atomic_write_text(out / "comparison_intervals.tsv",
+                      "\n".join(["\t".join(cols)] + ["\t".join(r[c] for c in cols) for r in rows]) + "\n")
     write_tsv(runs, args.trials, out / "comparison.tsv")
-    atomic_write_text(out / "comparison.md", markdown(runs, args.trials, reference, args.title, args.note))
-    plot(runs, args.trials, out / "comparison.png", args.title)
+    atomic_write_text(out / "comparison.md", md)
+    plot(runs, args.trials, out / "comparison.png", args.title, iv, reference)
     return out / "comparison.md"
 
 
@@ -260,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         written = compare(args)
         logging.getLogger("spectral-compare").info("wrote %s, comparison.png and comparison.tsv", written)
 
-    return run_main("spectral-compare", work)
+    return run_main("spectral-compare", work, errors=(InputFormatError,))
 
 
 if __name__ == "__main__":

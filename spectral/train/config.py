@@ -64,13 +64,26 @@ class TrainConfig:
     crop_seconds: float = field(default=2.0, metadata=_meta("Length of the random fixed-length training crops, seconds."))
     optimizer: str = field(default="adamw", metadata=_meta("Optimiser: sgd (with momentum), adam or adamw."))
     lr: float = field(default=2e-3, metadata=_meta("Peak learning rate."))
+    backbone_lr_scale: float = field(
+        default=1.0,
+        metadata=_meta("The backbone's trainable tensors (adapters, or the whole backbone for full) learn at lr times "
+                       "this, in a parameter group of their own; the back-end and speaker head at lr."))
     momentum: float = field(default=0.9, metadata=_meta("SGD momentum (sgd only)."))
     weight_decay: float = field(default=1e-4, metadata=_meta("Weight decay."))
     lr_decay: float = field(default=0.97, metadata=_meta("Learning rate multiplied by this after every epoch (exponential schedule)."))
     warmup_steps: int = field(default=0, metadata=_meta("Linear warm-up steps from lr/warmup to lr at the start."))
     grad_clip: float = field(default=0.0, metadata=_meta("Clip the gradient norm to this value; 0 disables clipping."))
+    margin_ramp: float = field(
+        default=0.5,
+        metadata=_meta("Share of the stage's steps over which the AAM-softmax margin rises linearly from 0 to "
+                       "backend.margin; 0 applies the full margin from the first step."))
     val_utts_per_speaker: int = field(
         default=1, metadata=_meta("Utterances of each training speaker held out for validation (speakers with fewer than two keep all)."))
+    dev_speakers: int = field(
+        default=0,
+        metadata=_meta("finetune: training speakers held out of fine-tuning for the development trial list dev_val "
+                       "(stage dev_trials), on which hyper-parameters are chosen; 0 holds out none."))
+    dev_trials: int = field(default=4000, metadata=_meta("finetune: trials of the development list dev_val (about half targets)."))
     checkpoint_every: int = field(default=50, metadata=_meta("Write checkpoints/last.pt every this many steps (and after every epoch)."))
     bn_recalibration_batches: int = field(
         default=20,
@@ -99,6 +112,8 @@ class TrainConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"{s}.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         _check_number(s, "lr", self.lr, 0.0, low_open=True)
+        _check_number(s, "backbone_lr_scale", self.backbone_lr_scale, 0.0, low_open=True)
+        _check_number(s, "margin_ramp", self.margin_ramp, 0.0, 1.0)
         _check_number(s, "momentum", self.momentum, 0.0, 1.0)
         _check_number(s, "weight_decay", self.weight_decay, 0.0)
         _check_number(s, "lr_decay", self.lr_decay, 0.0, 1.0, low_open=True)
@@ -106,6 +121,10 @@ class TrainConfig:
         _check_number(s, "grad_clip", self.grad_clip, 0.0)
         _check_int(s, "val_utts_per_speaker", self.val_utts_per_speaker, 0)
         _check_int(s, "checkpoint_every", self.checkpoint_every, 1)
+        _check_int(s, "dev_speakers", self.dev_speakers, 0)
+        if self.dev_speakers == 1:
+            raise ValueError(f"{s}.dev_speakers must be 0 or at least 2 (a trial list needs two speakers), got 1")
+        _check_int(s, "dev_trials", self.dev_trials, 2)
         _check_int(s, "bn_recalibration_batches", self.bn_recalibration_batches, 0)
         _check_int(s, "seed", self.seed, 0)
         _check_int(s, "threads", self.threads, 0)

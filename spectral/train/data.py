@@ -125,7 +125,8 @@ class SpeakerData:
             raise InputError(self.data_dir / name, f"has no entry for {len(missing)} utterance(s) of utt2spk, e.g. {missing[0]!r}")
         self.speakers = list(speakers) if speakers is not None else c_sorted(set(self.utt2spk.values()))
         self.label_of = {s: i for i, s in enumerate(self.speakers)}
-        unknown = sorted({s for s in self.utt2spk.values() if s not in self.label_of})
+        used = self.utt2spk if utts is None else {u: self.utt2spk[u] for u in utts}
+        unknown = sorted({s for s in used.values() if s not in self.label_of})
         if unknown:
             raise InputError(self.data_dir / "utt2spk", f"speaker {unknown[0]!r} is not among the model's training speakers")
         self.utts = list(utts) if utts is not None else c_sorted(self.utt2spk)

@@ -30,7 +30,7 @@ import torch
 
 from spectral.adapters import adapter_state_dict, apply_adapters, count_trainable, find_targets, merge_adapters
 from spectral.adapters.api import USES_FACTORS
-from spectral.data.kaldi import read_table
+from spectral.data.kaldi import c_sorted, read_table
 from spectral.errors import InputError
 from spectral.models import SpeakerModel, adapter_root, build_backbone, read_checkpoint
 from spectral.models.builtin import BuiltinBackbone, BuiltinConfig
@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="builtin: the pretrain stage's final.pt (wavlm/hubert load from model.path instead)")
     parser.add_argument("--factors", default=None,
                         help="the svd stage's factors.pt; spectralft, spectralft_rot, pissa and milora start from it")
+    parser.add_argument("--exclude-speakers", default=None,
+                        help="file of speaker ids (one per line) left out of training: the dev_trials stage's "
+                             "dev_speakers, needed when finetune.dev_speakers > 0")
     parser.add_argument("--print-system-name", action="store_true",
                         help="print the system name the settings give and exit")
     add_common_arguments(parser)
@@ -106,9 +109,11 @@ def load_backbone(cfg: RunConfig, checkpoint: str | None) -> tuple[torch.nn.Modu
 
 def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone_checkpoint: str | None = None,
              factors_path: str | None = None, progress: bool = True, noise_manifest: str | None = None,
-             rir_manifest: str | None = None) -> Path:
+             rir_manifest: str | None = None, exclude_speakers: str | None = None) -> Path:
     """Fine-tune as ``cfg`` says; return the path of the written final.pt.
 
+    ``exclude_speakers`` (a file of speaker ids) names the development speakers left out of
+    training; it must hold exactly ``finetune.dev_speakers`` speakers of the set.
     ``noise_manifest``/``rir_manifest`` (the augment stage's) take the place of augment.noise_dir/rir_dir.
     """
     tcfg = cfg.finetune
@@ -121,11 +126,28 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
     if factors_path and not Path(factors_path).is_file():
         raise InputError(factors_path, "no such factors file (run the svd stage first)")
     utt2spk = read_table(data_dir / "utt2spk")
+    speakers = None
+    if tcfg.dev_speakers or exclude_speakers:
+        if not exclude_speakers:
+            raise InputError("--exclude-speakers", f"finetune.dev_speakers is {tcfg.dev_speakers}: name the "
+                                                   "dev_trials stage's dev_speakers file")
+        from spectral.corpora.dev_trials import read_speaker_list
+
+        held_out = set(read_speaker_list(exclude_speakers))
+        unknown = sorted(held_out - set(utt2spk.values()))
+        if unknown:
+            raise InputError(exclude_speakers, f"speaker {unknown[0]!r} is not in {data_dir / 'utt2spk'}")
+        if len(held_out) != tcfg.dev_speakers:
+            raise InputError(exclude_speakers, f"holds {len(held_out)} speakers, finetune.dev_speakers says "
+                                               f"{tcfg.dev_speakers}")
+        utt2spk = {u: s for u, s in utt2spk.items() if s not in held_out}
+        speakers = c_sorted(set(utt2spk.values()))
+        log.info("%d development speakers left out of training (%s)", len(held_out), exclude_speakers)
     train_utts, val_utts = split_validation(utt2spk, tcfg.val_utts_per_speaker, tcfg.seed)
     kind = cfg.model.input_kind
     kw = dict(kind=kind, crop_seconds=tcfg.crop_seconds, augment=cfg.augment,
               noise=noise_manifest or cfg.augment.noise_dir, rir=rir_manifest or cfg.augment.rir_dir)
-    train_data = SpeakerData(data_dir, utts=train_utts, **kw)
+    train_data = SpeakerData(data_dir, utts=train_utts, speakers=speakers, **kw)
     val_data = SpeakerData(data_dir, utts=val_utts, speakers=train_data.speakers, **{**kw, "augment": None})
     if kind == "fbank":
         check_feature_dim(train_data, cfg.model.builtin.n_mels)
@@ -204,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     log_config("spectral-finetune", args, cfg, int(os.environ.get("RANK", "0")))
     return run_stage("spectral-finetune", lambda: finetune(cfg, args.data_dir, args.exp_dir, args.backbone_checkpoint,
                                                           args.factors, not args.no_progress,
-                                                          args.noise_manifest, args.rir_manifest))
+                                                          args.noise_manifest, args.rir_manifest,
+                                                          args.exclude_speakers))
 
 
 if __name__ == "__main__":

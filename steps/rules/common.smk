@@ -59,15 +59,67 @@ def add_system(overrides=None):
 
 
 def _compare_runs():
-    """(label, seed, system) of every run of the comparison (config['compare'])."""
+    """(label, value, seed, system) of every run the comparison may need (config['compare']).
+
+    value is the finetune.backbone_lr_scale of compare.lr_grid the run trains with, or None
+    without a grid (and for frozen, which trains nothing in the backbone)."""
+    grid = config["compare"]["lr_grid"]
+    if grid and not DEV_SPEAKERS:
+        raise WorkflowError("compare.lr_grid chooses each method's lr on the development trials: set "
+                            "finetune.dev_speakers > 0 (never on the test lists)")
     runs = []
     for method in config["compare"]["methods"]:
         overrides = {k: v for k, v in method.items() if k != "label"}
-        for seed in config["compare"]["seeds"]:
-            settings = copy.deepcopy(overrides)
-            settings.setdefault("finetune", {})["seed"] = seed
-            runs.append((method["label"], seed, add_system(settings)))
+        frozen = overrides.get("adapter", {}).get("method", config["adapter"]["method"]) == "frozen"
+        for value in (grid if grid and not frozen else [None]):
+            for seed in config["compare"]["seeds"]:
+                settings = copy.deepcopy(overrides)
+                settings.setdefault("finetune", {})["seed"] = seed
+                if value is not None:
+                    settings["finetune"]["backbone_lr_scale"] = value
+                runs.append((method["label"], value, seed, add_system(settings)))
     return runs
+
+
+
+def _chosen_runs(selection=None):
+    """(label, seed, system) of the comparison: with lr_grid, each method at the value the
+    select_lr checkpoint chose on the development trials (``selection``: label -> value)."""
+    chosen = []
+    for label, value, seed, system in COMPARE_RUNS:
+        if value is None or (selection is not None and selection.get(label) == value):
+            chosen.append((label, seed, system))
+    return chosen
+
+
+
+def _selection():
+    """label -> chosen value, read from the select_lr checkpoint's output (once it ran)."""
+    from spectral.scoring.select import read_selection
+
+    return read_selection(checkpoints.select_lr.get().output.tsv)
+
+
+
+def _compare_table_runs():
+    """The runs the comparison tabulates: chosen by select_lr with a grid, else every run."""
+    return _chosen_runs(_selection() if config["compare"]["lr_grid"] else None)
+
+
+
+def _compare_inputs(w):
+    runs = _compare_table_runs()
+    return {
+        "results": [f"exp/{system}/results.txt" for _, _, system in runs],
+        "logs": [f"exp/{system}/train_log.tsv" for _, _, system in runs],
+        "scores": [f"exp/{system}/scores/{t}.score" for _, _, system in runs for t in SCORED],
+        "trials": list(TRIALS_FILES.values()),
+    }
+
+
+
+def _compare_run_options(w, input):
+    return " ".join(f"--run {label} {seed} exp/{system}" for label, seed, system in _compare_table_runs())
 
 
 
@@ -100,6 +152,14 @@ def _finetune_inputs(w):
     if settings["model"]["backbone"] == "builtin":
         inputs["feats"] = f"data/{TRAIN_SET}/feats.scp"  # wavlm/hubert read wav.scp only
         inputs["backbone"] = "exp/pretrain/builtin/final.pt"
+    dev = settings["finetune"]["dev_speakers"]
+    if dev != DEV_SPEAKERS:
+        raise WorkflowError(
+            f"system {w.system} sets finetune.dev_speakers to {dev}, the config to {DEV_SPEAKERS}: the held-out "
+            "development speakers (data/<train set>/dev_speakers) are shared by every system"
+        )
+    if dev:
+        inputs["dev_speakers"] = f"data/{TRAIN_SET}/dev_speakers"
     if settings["adapter"]["method"] in USES_FACTORS:
         a = settings["adapter"]
         bottom = a["rank"] if a["method"] == "milora" else 0
@@ -114,6 +174,8 @@ def _finetune_options(w, input):
         opts += ["--backbone-checkpoint", input.backbone]
     if "factors" in input.keys():
         opts += ["--factors", input.factors]
+    if "dev_speakers" in input.keys():
+        opts += ["--exclude-speakers", input.dev_speakers]
     return " ".join(opts + [_augment_options(input)])
 
 
@@ -149,4 +211,27 @@ def _score_options(w, input):
         opts += ["--cohort-scp", input.cohort, "--top-n", str(config["score"]["asnorm_top_n"])]
     if "enroll_map" in input.keys():
         opts += ["--enroll-map", input.enroll_map]
+    return " ".join(opts)
+
+
+# -- export.smk: what the peft conversion reads beside final.pt
+
+
+def _export_inputs(w):
+    """final.pt and, for peft/, the pre-trained backbone and factors.pt the system was fine-tuned from."""
+    inputs = {"model": f"exp/{w.system}/final.pt"}
+    finetune = _finetune_inputs(w)
+    for key in ("backbone", "factors"):
+        if key in finetune:
+            inputs[key] = finetune[key]
+    return inputs
+
+
+
+def _export_options(w, input):
+    opts = []
+    if "backbone" in input.keys():
+        opts += ["--backbone-checkpoint", input.backbone]
+    if "factors" in input.keys():
+        opts += ["--factors", input.factors]
     return " ".join(opts)

@@ -1,23 +1,58 @@
 # The method comparison: every method of config['compare'] x every seed, trained on the same
-# pre-trained backbone, scored on the same lists, tabulated with mean ± std over seeds.
+# pre-trained backbone, scored on the same lists, tabulated with mean ± std over seeds and
+# paired speaker-bootstrap 95 % intervals of ΔEER/ΔminDCF against the reference and LoRA.
 #
 # Target:  results/comparison.md  (+ comparison.png, comparison.tsv)
-# The runs (COMPARE_RUNS: label, seed, system) are registered in train.smk, so each is an
-# ordinary system: exp/<system>/{final.pt,train_log.tsv,results.txt}.
+# The runs (COMPARE_RUNS: label, lr value, seed, system) are registered in train.smk, so each
+# is an ordinary system: exp/<system>/{final.pt,train_log.tsv,results.txt}. With compare.lr_grid
+# (needs finetune.dev_speakers), the checkpoint select_lr first trains every method at every
+# grid value with the first seed and keeps the value with the lowest dev_val EER; the table then
+# holds every seed at the chosen values. The test lists play no part in the choice.
+
+
+if config["compare"]["lr_grid"]:
+
+    checkpoint select_lr:
+        """Per method, the backbone lr scale of compare.lr_grid with the lowest dev_val EER (first seed only)."""
+        input:
+            metrics=[f"exp/{system}/scores/dev_val.metrics.json"
+                     for _, value, seed, system in COMPARE_RUNS
+                     if value is not None and seed == config["compare"]["seeds"][0]],
+        output:
+            tsv="results/lr_selection.tsv",
+        params:
+            runs=" ".join(f"--run {label} {value:g} exp/{system}" for label, value, seed, system in COMPARE_RUNS
+                          if value is not None and seed == config["compare"]["seeds"][0]),
+        resources:
+            mem_mb=500,
+            runtime=5,
+            cpus_per_task=1,
+        log:
+            "logs/select_lr.log",
+        conda:
+            CONDA_ENV
+        shell:
+            "spectral-select-lr --dev-trials dev_val --out {output.tsv} {params.runs} > {log} 2>&1"
 
 
 rule compare:
     """Tabulate and plot EER/minDCF (mean ± std over seeds), parameters and training time of every method."""
     input:
-        results=[f"exp/{system}/results.txt" for _, _, system in COMPARE_RUNS],
-        logs=[f"exp/{system}/train_log.tsv" for _, _, system in COMPARE_RUNS],
+        unpack(_compare_inputs),
     output:
-        md="results/comparison.md",
-        png="results/comparison.png",
-        tsv="results/comparison.tsv",
+        md=report("results/comparison.md", caption="../report/comparison_table.rst", category="Comparison",
+                  labels={"item": "table (markdown)"}),
+        png=report("results/comparison.png", caption="../report/comparison_figure.rst", category="Comparison",
+                   labels={"item": "figure"}),
+        tsv=report("results/comparison.tsv", caption="../report/comparison_tsv.rst", category="Comparison",
+                   labels={"item": "every run (tsv)"}),
+        intervals=report("results/comparison_intervals.tsv", caption="../report/comparison_intervals.rst",
+                         category="Comparison", labels={"item": "bootstrap intervals (tsv)"}),
     params:
-        runs=" ".join(f"--run {label} {seed} exp/{system}" for label, seed, system in COMPARE_RUNS),
-        trials=" ".join(TRIALS),
+        runs=_compare_run_options,
+        trials_files=" ".join(f"--trials-file {t} {path}" for t, path in TRIALS_FILES.items()),
+        bootstrap=config["compare"]["bootstrap"],
+        trials=" ".join(SCORED),
         reference=config["compare"]["reference"],
         title=f"SpectralFT and baselines on {config['corpus']['name']} ({config['model']['backbone']} backbone)",
         out_dir=lambda w, output: os.path.dirname(output.md),
@@ -30,5 +65,6 @@ rule compare:
     conda:
         CONDA_ENV
     shell:
-        "spectral-compare --trials {params.trials} --reference {params.reference} --title {params.title:q}"
+        "spectral-compare --trials {params.trials} {params.trials_files} --bootstrap {params.bootstrap}"
+        " --reference {params.reference} --title {params.title:q}"
         " --out-dir {params.out_dir} {params.runs} > {log} 2>&1"

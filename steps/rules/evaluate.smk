@@ -8,7 +8,12 @@ rule svd:
     output:
         factors="exp/svd/{model}/k{k}_b{b}/factors.pt",
         spectra="exp/svd/{model}/k{k}_b{b}/spectra.json",
-        plot="exp/svd/{model}/k{k}_b{b}/spectra.png",
+        plot=report(
+            "exp/svd/{model}/k{k}_b{b}/spectra.png",
+            caption="../report/spectra.rst",
+            category="Spectra",
+            labels={"model": "{model}", "top k": "{k}", "bottom": "{b}"},
+        ),
     wildcard_constraints:
         k=r"\d+",
         b=r"\d+",
@@ -96,14 +101,24 @@ rule score:
 rule metrics:
     """Kaldi's EER and minDCF of every trial list of one system, with DET plots."""
     input:
-        scores=expand("exp/{{system}}/scores/{trials}.score", trials=TRIALS),
-        trials=[TRIALS_FILES[t] for t in TRIALS],
+        scores=expand("exp/{{system}}/scores/{trials}.score", trials=SCORED),
+        trials=[TRIALS_FILES[t] for t in SCORED],
     output:
         results="exp/{system}/results.txt",
-        metrics=expand("exp/{{system}}/scores/{trials}.metrics.json", trials=TRIALS),
+        metrics=expand("exp/{{system}}/scores/{trials}.metrics.json", trials=SCORED),
+        det=[
+            report(
+                f"exp/{{system}}/scores/{t}.det.png",
+                caption="../report/det.rst",
+                category="Results",
+                subcategory="DET curves",
+                labels={"system": "{system}", "trial list": t},
+            )
+            for t in SCORED
+        ],
     params:
         lists=lambda w, input: " ".join(
-            f"--list {t} {tr} {sc}" for t, tr, sc in zip(TRIALS, input.trials, input.scores)
+            f"--list {t} {tr} {sc}" for t, tr, sc in zip(SCORED, input.trials, input.scores)
         ),
         out_dir=lambda w: f"exp/{w.system}/scores",
     resources:
@@ -124,7 +139,7 @@ rule report:
     input:
         f"exp/{SYSTEM}/results.txt",
     output:
-        "results/vox1_eer.txt",
+        report("results/vox1_eer.txt", caption="../report/results.rst", category="Results", labels={"item": "EER and minDCF"}),
     params:
         system=SYSTEM,
     log:

@@ -8,6 +8,7 @@ changes the output; plus parameter counts, merging, both forward paths and save/
 from __future__ import annotations
 
 import io
+import math
 
 import pytest
 import torch
@@ -37,8 +38,9 @@ CASES = [(method, shape, rk) for method in METHODS for shape in SHAPES for rk in
 IDS = [f"{m}-{s[0]}x{s[1]}-r{rk[0]}k{rk[1]}" for m, s, rk in CASES]
 
 #: Adapter tensors whose gradient is exactly zero at the first step, by construction: their
-#: partner B starts at zero, so dL/dA = B^T (...) = 0 (as in LoRA). They must move from step 2.
-ZERO_GRAD_AT_INIT = {"spectralft": {"A_U", "A_V"}, "lora": {"A"}, "dora": {"A"}}
+#: partner starts at zero, so e.g. dL/dA = B^T (...) = 0 (as in LoRA). They must move from step 2.
+#: spectralft's default (paper) init: A_U and B_V start at zero, so B_U and A_V get no gradient.
+ZERO_GRAD_AT_INIT = {"spectralft": {"B_U", "A_V"}, "lora": {"A"}, "dora": {"A"}}
 
 
 def trainable_formula(method: str, m: int, n: int, r: int, k: int, bias: bool = True) -> int:
@@ -264,3 +266,31 @@ def test_methods_preserve_a_missing_bias():
             unmerged = model(x)
             assert rel(merge_adapters(model)(x), unmerged) <= 1e-4
         assert model.q_proj.bias is None
+
+
+@pytest.mark.parametrize("init", ["paper", "lora"])
+def test_spectralft_init_matches_the_released_code_or_the_lora_option(init):
+    """paper: B_U, A_V ~ U(+-sqrt(6/r)) (Kaiming, a = 0, fan-in r), A_U = B_V = 0 (ptm.py);
+    lora: A_U, A_V ~ U(+-1/sqrt(k)) (a = sqrt(5), fan-in k), B_U = B_V = 0."""
+    m, n, r, k = 96, 80, 4, 64
+    torch.manual_seed(0)
+    layer = adapter_layers(apply_adapters(make_backbone(m, n, seed=0),
+                                          AdapterConfig(method="spectralft", rank=r, top_k=k, init=init)))
+    layer = next(iter(layer.values()))
+    if init == "paper":
+        nonzero, zero, bound = ("B_U", "A_V"), ("A_U", "B_V"), math.sqrt(6 / r)
+    else:
+        nonzero, zero, bound = ("A_U", "A_V"), ("B_U", "B_V"), 1 / math.sqrt(k)
+    for name in zero:
+        assert torch.count_nonzero(getattr(layer, name)) == 0, name
+    for name in nonzero:
+        t = getattr(layer, name).detach()
+        assert float(t.abs().max()) <= bound
+        # a uniform sample of this size reaches beyond 90 % of its bound and has the uniform's std
+        assert float(t.abs().max()) > 0.9 * bound, name
+        assert abs(float(t.std()) - bound / math.sqrt(3)) < 0.1 * bound / math.sqrt(3), name
+
+
+def test_spectralft_init_is_checked():
+    with pytest.raises(ValueError, match="init must be one of paper, lora"):
+        AdapterConfig(method="spectralft", init="kaiming")

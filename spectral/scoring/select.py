@@ -1,0 +1,121 @@
+"""Choose each method's backbone learning rate on the development trials (stage select_lr).
+
+The comparison (``config['compare']``) trains every method once per value of ``lr_grid``
+(``finetune.backbone_lr_scale``, the backbone's lr as a multiple of the back-end's) with the
+first seed, on training speakers without the held-out development speakers, and this stage
+keeps, per method, the value with the lowest EER on the development list ``dev_val``
+(ties: the lower minDCF, then the smaller value). It reads **only** the development list's
+metrics file of each run, ``scores/<dev list>.metrics.json``; the test lists are never read.
+
+Writes ``lr_selection.tsv``: one row per (method, value) with the development EER and minDCF
+and a ``chosen`` column (1 for the kept value). Example::
+
+    spectral-select-lr --dev-trials dev_val --out results/lr_selection.tsv \\
+        --run lora 0.5 exp/builtin_lora_r6_s1_0a1b2c3d --run lora 2 exp/builtin_lora_r6_s1_4e5f6a7b
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+from spectral.errors import InputError
+from spectral.logutil import log_invocation, run_main
+
+
+def read_dev_metrics(exp_dir: str | Path, dev_trials: str) -> tuple[float, float]:
+    """(EER %, minDCF at the first operating point) of ``exp_dir/scores/<dev_trials>.metrics.json``."""
+    path = Path(exp_dir) / "scores" / f"{dev_trials}.metrics.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        eer, dcf = float(data["eer_percent"]), float(data["min_dcf"][0]["min_dcf"])
+    except FileNotFoundError:
+        raise InputError(path, "missing (run the metrics stage of this system first)") from None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as err:
+        raise InputError(path, f"not a metrics file of the report stage ({type(err).__name__}: {err})") from None
+    if not (math.isfinite(eer) and math.isfinite(dcf)):
+        raise InputError(path, f"holds a non-finite EER or minDCF ({eer}, {dcf})")
+    return eer, dcf
+
+
+def select(runs: list[tuple[str, float, str]], dev_trials: str) -> list[dict]:
+    """Rows (label, value, dev EER, dev minDCF, chosen) for every run, in the order given."""
+    rows = []
+    for label, value, exp_dir in runs:
+        eer, dcf = read_dev_metrics(exp_dir, dev_trials)
+        rows.append({"label": label, "value": value, "eer": eer, "min_dcf": dcf, "exp_dir": str(exp_dir), "chosen": 0})
+    for label in dict.fromkeys(r["label"] for r in rows):
+        mine = [r for r in rows if r["label"] == label]
+        best = min(mine, key=lambda r: (r["eer"], r["min_dcf"], r["value"]))
+        best["chosen"] = 1
+    return rows
+
+
+def format_tsv(rows: list[dict], dev_trials: str) -> str:
+    lines = [f"label\tbackbone_lr_scale\t{dev_trials}_eer_percent\t{dev_trials}_min_dcf\tchosen\texp_dir"]
+    lines += [f"{r['label']}\t{r['value']:g}\t{r['eer']:.4f}\t{r['min_dcf']:.4f}\t{r['chosen']}\t{r['exp_dir']}" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def read_selection(path: str | Path) -> dict[str, float]:
+    """label -> chosen backbone_lr_scale of an ``lr_selection.tsv``."""
+    chosen = {}
+    text = Path(path).read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(text[1:], start=2):
+        f = line.split("\t")
+        if len(f) < 5:
+            raise InputError(path, f"expected 6 tab-separated fields, got {len(f)}", line=i)
+        if f[4] == "1":
+            chosen[f[0]] = float(f[1])
+    return chosen
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="spectral-select-lr",
+        description="Keep, per method, the backbone learning-rate scale with the lowest EER on the development "
+                    "trial list (only that list's metrics are read); writes lr_selection.tsv.",
+        epilog="example: spectral-select-lr --dev-trials dev_val --out results/lr_selection.tsv "
+               "--run lora 0.5 exp/<system a> --run lora 2 exp/<system b>",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--run", nargs=3, action="append", required=True, metavar=("LABEL", "VALUE", "EXP_DIR"),
+                   help="one trained and scored system: method label, its backbone_lr_scale, its exp/<system> (repeat)")
+    p.add_argument("--dev-trials", default="dev_val", help="name of the development trial list")
+    p.add_argument("--out", required=True, help="the lr_selection.tsv to write")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``spectral-select-lr``."""
+    args = build_parser().parse_args(argv)
+    log_invocation("spectral-select-lr", args)
+
+    def work() -> None:
+        runs = []
+        for label, value, exp_dir in args.run:
+            try:
+                v = float(value)
+            except ValueError:
+                raise InputError("--run", f"value of {label!r} must be a number, got {value!r}") from None
+            runs.append((label, v, exp_dir))
+        rows = select(runs, args.dev_trials)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(format_tsv(rows, args.dev_trials))
+        os.replace(tmp, out)
+        for r in rows:
+            if r["chosen"]:
+                print(f"spectral-select-lr: {r['label']}: backbone_lr_scale {r['value']:g} "
+                      f"({args.dev_trials} EER {r['eer']:.2f} %)", file=sys.stderr)
+
+    return run_main("spectral-select-lr", work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
