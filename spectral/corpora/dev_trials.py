@@ -25,7 +25,7 @@ import numpy as np
 
 from spectral.atomic import atomic_write_text
 from spectral.data.kaldi import c_sorted, read_table
-from spectral.errors import InputError
+from spectral.errors import InputError, read_utf8
 from spectral.logutil import log_invocation, run_main
 
 
@@ -104,12 +104,9 @@ def write_dev_trials(data_dir: str | Path, trials_out: str | Path, speakers_out:
 
 def read_speaker_list(path: str | Path) -> list[str]:
     """A file of speaker ids, one per line (blank lines ignored)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(path, "missing (run the dev_trials stage first)") from None
-    except UnicodeDecodeError as err:
-        raise InputError(path, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
+    if not Path(path).exists():
+        raise InputError(path, "missing (run the dev_trials stage first)")
+    text = read_utf8(path)  # not UTF-8: an InputError naming the line
     out = []
     for i, line in enumerate(text.splitlines(), start=1):
         fields = line.split()

@@ -23,7 +23,7 @@ import os
 import sys
 from pathlib import Path
 
-from spectral.errors import InputError
+from spectral.errors import InputError, read_utf8
 from spectral.logutil import log_invocation, run_main
 
 
@@ -64,7 +64,7 @@ def format_tsv(rows: list[dict], dev_trials: str) -> str:
 def read_selection(path: str | Path) -> dict[str, float]:
     """label -> chosen backbone_lr_scale of an ``lr_selection.tsv``."""
     chosen = {}
-    text = Path(path).read_text(encoding="utf-8").splitlines()
+    text = read_utf8(path).splitlines()
     for i, line in enumerate(text[1:], start=2):
         f = line.split("\t")
         if len(f) < 5:
