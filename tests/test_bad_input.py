@@ -147,23 +147,16 @@ def test_a_killed_worker_is_an_error_naming_the_file(data_dir, monkeypatch, caps
 
 # -- 6: workers end with their parent
 
-WORKER_SCRIPT = """
+FEATURES_SCRIPT = """
 import os, sys, time
-from spectral.workers import process_pool
+from spectral import features
 
-def pid():
-    return os.getpid()
-
-def sleep():
+def slow_chunk(*args, **kwargs):  # a worker busy with a long chunk
+    print(os.getpid(), flush=True)
     time.sleep(120)
 
-if __name__ == "__main__":
-    pool = process_pool(2)
-    pids = {pool.submit(pid).result() for _ in range(8)}
-    for _ in range(2):
-        pool.submit(sleep)
-    print(" ".join(map(str, sorted(pids))), flush=True)
-    time.sleep(120)
+features._extract_chunk = slow_chunk  # the forked workers inherit it
+sys.exit(features.main(["--data-dir", sys.argv[1], "--no-progress", "--nj", "2"]))
 """
 
 
@@ -176,18 +169,20 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_workers_stop_when_the_main_process_is_killed(tmp_path, sig):
-    script = tmp_path / "pool.py"
-    script.write_text(WORKER_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=REPO)
-    workers = [int(p) for p in proc.stdout.readline().split()]
-    assert workers and all(_alive(p) for p in workers)
+def test_feature_workers_stop_when_the_main_process_is_killed(data_dir, tmp_path, sig):
+    script = tmp_path / "features_main.py"
+    script.write_text(FEATURES_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), str(data_dir)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    workers = [int(proc.stdout.readline()), int(proc.stdout.readline())]
+    assert all(_alive(p) for p in workers)
     proc.send_signal(sig)
     proc.wait(timeout=10)
     deadline = time.monotonic() + 10
     while any(_alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(p) for p in workers)
+    assert not (data_dir / "feats.scp").exists()
 
 
 def test_the_stages_with_workers_use_the_pool_that_stops_with_them():

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from spectral import augment, embed, features, svd
-from spectral.corpora import cnceleb1, combine, voxceleb1, voxceleb2
+from spectral.corpora import cnceleb1, combine, dev_trials, voxceleb1, voxceleb2
 from spectral.corpora.embedded import cli as make_corpus
-from spectral.scoring import compare, embeddings, metrics, report, score
+from spectral.export import cli as export_cli
+from spectral.scoring import compare, embeddings, metrics, report, score, select
 from spectral.train import finetune, pretrain
 
 LATIN1 = b"caf\xe9"  # not UTF-8
@@ -153,6 +154,28 @@ def case_augment(vox1_layout, tmp_path):
             str(tmp_path / "noise"))
 
 
+
+
+def case_make_dev_trials(vox1_layout, tmp_path):
+    data = _prepared(vox1_layout, tmp_path)
+    utt2spk = data / "vox1_dev" / "utt2spk"
+    n = _append_bad_line(utt2spk)
+    return (dev_trials.main, [str(data / "vox1_dev"), str(tmp_path / "t"), str(tmp_path / "s"), "--speakers", "2"],
+            f"{utt2spk}:{n}")
+
+
+def case_select_lr(vox1_layout, tmp_path):
+    d = tmp_path / "exp" / "sys"
+    (d / "scores").mkdir(parents=True)
+    bad = d / "scores" / "dev_val.metrics.json"
+    bad.write_text("{not json")
+    return select.main, ["--run", "lora", "0.1", str(d), "--out", str(tmp_path / "sel.tsv")], str(bad)
+
+
+def case_export(vox1_layout, tmp_path):
+    (tmp_path / "final.pt").write_bytes(b"PK\x03\x04 not a zip")
+    return (export_cli.main, [str(tmp_path / "final.pt"), str(tmp_path / "export"), "--what", "backend,peft"],
+            str(tmp_path / "final.pt"))
 
 
 CASES = {name[len("case_"):]: f for name, f in dict(globals()).items() if name.startswith("case_")}
