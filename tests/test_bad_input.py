@@ -175,14 +175,19 @@ def test_feature_workers_stop_when_the_main_process_is_killed(data_dir, tmp_path
     proc = subprocess.Popen([sys.executable, str(script), str(data_dir)], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     workers = [int(proc.stdout.readline()), int(proc.stdout.readline())]
-    assert all(_alive(p) for p in workers)
-    proc.send_signal(sig)
-    proc.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(_alive(p) for p in workers)
-    assert not (data_dir / "feats.scp").exists()
+    try:
+        assert all(_alive(p) for p in workers)
+        proc.send_signal(sig)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in workers)
+        assert not (data_dir / "feats.scp").exists()
+    finally:  # a failing run must not leave its sleeping workers behind
+        for p in [proc.pid, *workers]:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
 
 
 def test_the_stages_with_workers_use_the_pool_that_stops_with_them():
