@@ -5,6 +5,7 @@
 CNCELEB1_TRIALS = ["cnceleb1"]
 TRAIN_SET = "cnceleb1_dev"
 TRIAL_SETS = {t: "cnceleb1_eval" for t in TRIALS}
+REUSE_FROM = {}  # the evaluation set shares no utterance with the training set
 ENROLL_MAPS = {t: "data/cnceleb1_eval/enroll.map" for t in TRIALS}
 
 _bad = [t for t in TRIALS if t not in CNCELEB1_TRIALS]

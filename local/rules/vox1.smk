@@ -13,6 +13,8 @@ VOX1_ALL_TRIALS = [] if EMBEDDED else [t for t in TRIALS if t.startswith(("vox1_
 VOX2 = bool(CORPUS["vox2_root"])
 TRAIN_SET = "vox1_vox2_dev" if VOX2 else "vox1_dev"
 TRIAL_SETS = {t: "vox1_all" if t in VOX1_ALL_TRIALS else "vox1_test" for t in TRIALS}
+# vox1_all holds every utterance of vox1_dev: the embed stage takes those embeddings instead of recomputing them
+REUSE_FROM = {"vox1_all": TRAIN_SET}
 ENROLL_MAPS = {}
 
 if EMBEDDED and VOX2:

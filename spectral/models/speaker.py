@@ -8,7 +8,9 @@ saved with ``torch.save`` and read with ``weights_only=True``::
      "config": {"model": ..., "backend": ..., "adapter": ... or None, "train": ..., "augment": ...,
                 "ssl_config": transformers config dict (SSL backbones) or None},
      "speakers": training speaker ids in head order, "system": system name,
-     "adapters": the trained adapter tensors before merging (finetune only)}
+     "adapters": the trained adapter tensors before merging (finetune only),
+     "init": {"function", "seed", "torch"}: how to re-create the initial backbone (pretrain only;
+             spectral.models.builtin.initial_backbone)}
 """
 
 from __future__ import annotations
@@ -75,9 +77,18 @@ class SpeakerModel(nn.Module):
         self.backend = SpeakerBackend(backbone.num_hidden_states, backbone.hidden_size, backend_cfg)
         self.head = AAMSoftmax(backend_cfg.embed_dim, num_classes, backend_cfg.margin, backend_cfg.loss_scale)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Input (fbank or waveform batch) -> (batch, embed_dim) embeddings."""
-        return self.backend(self.backbone(x))
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Input (fbank or waveform batch) -> (batch, embed_dim) embeddings.
+
+        ``lengths``: real frames (fbank) or samples (waveform) of each row of a zero-padded
+        batch; padding then changes no row's embedding (evaluation mode). None: no padding.
+        """
+        if lengths is None:
+            return self.backend(self.backbone(x))
+        states = self.backbone(x, lengths)
+        frames = self.backbone.frame_lengths(lengths.to(states[0].device))
+        mask = torch.arange(states[0].shape[1], device=states[0].device)[None, :] < frames[:, None]
+        return self.backend(states, mask[:, None, :])
 
 
 def adapter_root(model: SpeakerModel) -> nn.Module:

@@ -346,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="labels every method is also compared with, beside --reference (those present)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates")
     p.add_argument("--bootstrap-seed", type=int, default=1, help="seed of the speaker draws")
+    p.add_argument("--drift", action="store_true",
+                   help="also read exp/<system>/drift/drift.json of every run: a drift section in comparison.md "
+                   "and comparison_drift.png (spectral.scoring.drift_summary)")
     return p
 
 
@@ -367,6 +370,8 @@ def compare(args: argparse.Namespace) -> Path:
     files = dict(args.trials_file)
     iv = None
     md = markdown(runs, args.trials, reference, args.title, args.note)
+    # spectral drift of every run (spectral/scoring/drift_summary.py), read before anything is written
+    drift_md = _drift_section(args.run, args.title, out) if getattr(args, "drift", False) else ""
     if files:
         missing = [t for t in args.trials if t not in files]
         if missing:
@@ -380,10 +385,20 @@ def compare(args: argparse.Namespace) -> Path:
         cols = ["trials", "method", "against", "d_eer", "d_eer_lo", "d_eer_hi", "d_min_dcf", "d_min_dcf_lo", "d_min_dcf_hi"]
         atomic_write_text(out / "comparison_intervals.tsv",
                       "\n".join(["\t".join(cols)] + ["\t".join(r[c] for c in cols) for r in rows]) + "\n")
+    md += drift_md
     write_tsv(runs, args.trials, out / "comparison.tsv")
     atomic_write_text(out / "comparison.md", md)
     plot(runs, args.trials, out / "comparison.png", args.title, iv, reference)
     return out / "comparison.md"
+
+
+def _drift_section(run_args: list[list[str]], title: str, out: Path) -> str:
+    """The drift section of comparison.md; writes comparison_drift.png (spectral.scoring.drift_summary)."""
+    from spectral.scoring.drift_summary import drift_section, load_drifts, plot_drift_map
+
+    drifts = load_drifts([(label, int(seed), exp_dir) for label, seed, exp_dir in run_args])
+    plot_drift_map(drifts, out / "comparison_drift.png", f"{title}\nshare of ||ΔW||² outside both top-k subspaces")
+    return "\n" + drift_section(drifts)
 
 
 def main(argv: list[str] | None = None) -> int:

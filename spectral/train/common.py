@@ -24,7 +24,7 @@ log = logging.getLogger("spectral.train")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """--config, --set, --noise-dir, --rir-dir, --noise-manifest, --rir-manifest, --no-progress."""
+    """--config, --set, --noise-dir, --rir-dir, --noise-manifest, --rir-manifest, --precision, --num-workers, --no-progress."""
     parser.add_argument(
         "--config", default=None,
         help="settings: a YAML/JSON file laid out like conf/config.yaml (sections model, backend, adapter, "
@@ -41,23 +41,34 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the augment stage's noise recordings (lhotse .jsonl.gz); used instead of augment.noise_dir")
     parser.add_argument("--rir-manifest", default=None,
                         help="the augment stage's RIR recordings (lhotse .jsonl.gz); used instead of augment.rir_dir")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
+                        help="autocast precision of this stage (overrides <stage>.precision; fp16 adds a gradient scaler)")
+    parser.add_argument("--num-workers", type=int, default=None, metavar="N",
+                        help="DataLoader workers reading crops (overrides <stage>.num_workers; the crops do not change)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RunConfig:
+def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace, section: str | None = None) -> RunConfig:
     """The checked settings of ``args``, every section laid over the pipeline's defaults.
 
+    ``section`` (pretrain or finetune): where ``--precision`` and ``--num-workers`` go.
     A config file that cannot be read (missing, not UTF-8, a YAML syntax error) ends the
     program with ``<prog>: error: <file>:<line>: ...`` and status 1; a bad or inconsistent
     value with parser.error (status 2), naming the config file it came from.
     """
+    overrides = list(args.overrides)
+    if section is not None:
+        if getattr(args, "precision", None) is not None:
+            overrides.append(f"{section}.precision={args.precision}")
+        if getattr(args, "num_workers", None) is not None:
+            overrides.append(f"{section}.num_workers={args.num_workers}")
     try:
         data = load_config_arg(args.config)
     except InputError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         sys.exit(1)
     try:
-        cfg = resolve_config(apply_overrides(data, args.overrides))
+        cfg = resolve_config(apply_overrides(data, overrides))
     except (ValueError, TypeError) as err:
         where = f"{args.config}: " if args.config and not args.config.lstrip().startswith("{") else ""
         parser.error(f"{where}{err}")

@@ -30,6 +30,7 @@ from spectral.errors import InputError, read_utf8
 from spectral.models import BackendConfig, ModelConfig
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+PRECISIONS = ("fp32", "bf16", "fp16")  # as spectral.train.precision.PRECISIONS
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -98,6 +99,14 @@ class TrainConfig:
     device: str = field(default="auto", metadata=_meta("auto (cuda when available), cpu or cuda."))
     distributed: bool = field(
         default=False, metadata=_meta("Use DistributedDataParallel when started by torchrun (WORLD_SIZE > 1): gloo on CPU, nccl on GPU."))
+    precision: str = field(
+        default="fp32",
+        metadata=_meta("fp32, bf16 or fp16: autocast precision of backbone and back-end (weights, SVD factors and the "
+                       "adapted weight stay float32; fp16 adds a gradient scaler that skips overflowing steps)."))
+    num_workers: int = field(
+        default=0,
+        metadata=_meta("DataLoader worker processes reading and augmenting crops ahead of the step (0: in the training "
+                       "process); crops are the same for any value, so resuming stays exact."))
 
     def __post_init__(self) -> None:
         s = "train"
@@ -134,6 +143,9 @@ class TrainConfig:
             raise ValueError(f"{s}.init_backend must be true or false, got {self.init_backend!r}")
         if not isinstance(self.distributed, bool):
             raise ValueError(f"{s}.distributed must be true or false, got {self.distributed!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"{s}.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        _check_int(s, "num_workers", self.num_workers, 0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -430,7 +442,9 @@ def system_name(cfg: RunConfig) -> str:
     ``<backbone>_<method>[_k<top_k>][_r<rank>]_s<seed>_<hash>``: k for the spectral methods,
     r for every method with a rank, and an 8-hex-digit hash of all remaining settings
     (model shape, back-end, the adapter's other fields, the finetune and pretrain settings
-    that matter, augmentation), so two configurations never share a folder. Adapter fields
+    that matter, augmentation), so two configurations never share a folder; ``num_workers``
+does not change the result and is left out, and so is ``precision`` when it is fp32 (names
+stay those of before mixed precision existed). Adapter fields
     the method ignores (:data:`~spectral.adapters.config.IGNORED_FIELDS`: targets, rank,
     top_k, alpha and dropout of ``full``) are left out, so they do not split one system.
     """
@@ -446,9 +460,12 @@ def system_name(cfg: RunConfig) -> str:
     rest = cfg.to_dict()
     for key in IGNORED_FIELDS.get(a.method, ()):
         rest["adapter"].pop(key)
-    for key in ("threads", "device", "distributed", "checkpoint_every"):
+    for key in ("threads", "device", "distributed", "checkpoint_every", "num_workers"):
         rest["finetune"].pop(key)
         rest["pretrain"].pop(key)
+    for section in ("finetune", "pretrain"):
+        if rest[section]["precision"] == "fp32":  # names of fp32 systems as before precision existed
+            rest[section].pop("precision")
     if cfg.model.backbone != "builtin":
         rest.pop("pretrain")
         rest["model"].pop("builtin")

@@ -184,8 +184,10 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
         "factors": str(factors_path), "speakers": train_data.speakers, "utts": len(train_data),
     }
     for section in ("pretrain", "finetune"):
-        for key in ("threads", "device", "distributed", "checkpoint_every"):
+        for key in ("threads", "device", "distributed", "checkpoint_every", "num_workers"):
             fingerprint["config"][section].pop(key)
+        if fingerprint["config"][section]["precision"] == "fp32":  # last.pt of before mixed precision still fits
+            fingerprint["config"][section].pop("precision")
 
     def write_final(trained, history) -> None:
         # full: the trained tensors are the whole backbone, which "model" holds already
@@ -215,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``spectral-finetune``."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    cfg = resolve(parser, args)
+    cfg = resolve(parser, args, "finetune")
     if args.print_system_name:
         print(system_name(cfg))
         return 0

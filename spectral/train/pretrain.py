@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from spectral.errors import InputError
-from spectral.models import BuiltinBackbone, SpeakerModel
+from spectral.models import SpeakerModel
+from spectral.models.builtin import initial_backbone
 from spectral.models.speaker import CHECKPOINT_FORMAT
 from spectral.train.common import (add_common_arguments, check_feature_dim, log_config, resolve, run_stage,
                                    set_threads)
@@ -47,8 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train_fingerprint(tcfg) -> dict:
     d = tcfg.to_dict()
-    for key in ("threads", "device", "distributed", "checkpoint_every"):
+    for key in ("threads", "device", "distributed", "checkpoint_every", "num_workers"):
         d.pop(key)
+    if d["precision"] == "fp32":  # last.pt of before mixed precision still fits
+        d.pop("precision")
     return d
 
 
@@ -80,8 +83,9 @@ def pretrain(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, progress
     if info.main:
         log.info("%s: %d speakers, %d training and %d held-out utterances", data_dir, train_data.num_speakers,
                  len(train_data), len(val_data))
-    torch.manual_seed(tcfg.seed)
-    model = SpeakerModel(BuiltinBackbone(cfg.model.builtin), cfg.backend, train_data.num_speakers)
+    # seeds the generator, then draws the backbone, then (below) the back-end: the svd stage
+    # re-creates this initialisation from the seed to measure what pre-training changed
+    model = SpeakerModel(initial_backbone(cfg.model.builtin, tcfg.seed), cfg.backend, train_data.num_speakers)
     fingerprint = {
         "stage": "pretrain", "model": cfg.model.to_dict(), "backend": cfg.backend.to_dict(),
         "train": _train_fingerprint(tcfg), "augment": cfg.augment.to_dict(),
@@ -97,6 +101,9 @@ def pretrain(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, progress
                            "train": tcfg.to_dict(), "augment": cfg.augment.to_dict(), "ssl_config": None},
                 "speakers": train_data.speakers,
                 "system": f"pretrain_{cfg.model.backbone}",
+                # what re-creates the initial backbone: initial_backbone(model.builtin, seed)
+                "init": {"function": "spectral.models.builtin.initial_backbone", "seed": tcfg.seed,
+                         "torch": str(torch.__version__)},
             },
             final,
         )
@@ -110,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``spectral-pretrain``."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    cfg = resolve(parser, args)
+    cfg = resolve(parser, args, "pretrain")
     if cfg.model.backbone != "builtin":
         parser.error(f"the pretrain stage trains the builtin backbone only (model.backbone is {cfg.model.backbone!r})")
     import os

@@ -6,6 +6,7 @@ import copy
 from snakemake.exceptions import WorkflowError
 
 from spectral.adapters.api import USES_FACTORS
+from spectral.drift import DEFAULT_TOP_K, TOP_K_METHODS
 from spectral.train.config import resolve_config, system_name
 
 TRAIN_SECTIONS = ("model", "backend", "adapter", "pretrain", "finetune", "augment")
@@ -114,6 +115,7 @@ def _compare_inputs(w):
         "logs": [f"exp/{system}/train_log.tsv" for _, _, system in runs],
         "scores": [f"exp/{system}/scores/{t}.score" for _, _, system in runs for t in SCORED],
         "trials": list(TRIALS_FILES.values()),
+        "drift": [f"exp/{system}/drift/drift.json" for _, _, system in runs],
     }
 
 
@@ -188,6 +190,23 @@ def _svd_source():
 
 
 
+def _embed_reuse(w):
+    """The training set's embeddings, reused by a trial set holding its utterances (REUSE_FROM)."""
+    source = REUSE_FROM.get(w.set)
+    if source is None or not (config["score"]["mean_subtraction"] or config["score"]["asnorm"]):
+        return {}
+    return {"reuse": f"exp/{w.system}/embeddings/{source}/xvector.scp"}
+
+
+def _embed_options(w, input):
+    opts = []
+    if "reuse" in input.keys():
+        opts += ["--reuse", os.path.dirname(input.reuse)]
+    if w.set == TRAIN_SET and config["embed"]["cohort_utts"] is not None:
+        opts += ["--subset", str(config["embed"]["cohort_utts"])]
+    return " ".join(opts)
+
+
 def _score_inputs(w):
     inputs = {
         "test": f"exp/{w.system}/embeddings/{TRIAL_SETS[w.trials]}/xvector.scp",
@@ -235,3 +254,24 @@ def _export_options(w, input):
     if "factors" in input.keys():
         opts += ["--factors", input.factors]
     return " ".join(opts)
+
+
+
+# -- drift.smk: k and inputs of the drift stage
+
+
+def drift_top_k(system):
+    """k of a system's drift: its adapter.top_k (spectral methods), else drift.top_k, else by backbone."""
+    settings = SYSTEMS[system]
+    if settings["adapter"]["method"] in TOP_K_METHODS:
+        return settings["adapter"]["top_k"]
+    return config["drift"]["top_k"] or DEFAULT_TOP_K[settings["model"]["backbone"]]
+
+
+
+def _drift_inputs(w):
+    return {
+        "finetuned": f"exp/{w.system}/final.pt",
+        "pretrained": _svd_source(),
+        "factors": f"exp/svd/{MODEL_NAME}/k{drift_top_k(w.system)}_b0/factors.pt",
+    }

@@ -2,7 +2,8 @@
 # pre-trained backbone, scored on the same lists, tabulated with mean ± std over seeds and
 # paired speaker-bootstrap 95 % intervals of ΔEER/ΔminDCF against the reference and LoRA.
 #
-# Target:  results/comparison.md  (+ comparison.png, comparison.tsv)
+# Target:  results/comparison.md  (+ comparison.png, comparison.tsv, comparison_intervals.tsv,
+#          comparison_drift.png: the drift stage of every run, steps/rules/drift.smk)
 # The runs (COMPARE_RUNS: label, lr value, seed, system) are registered in train.smk, so each
 # is an ordinary system: exp/<system>/{final.pt,train_log.tsv,results.txt}. With compare.lr_grid
 # (needs finetune.dev_speakers), the checkpoint select_lr first trains every method at every
@@ -36,7 +37,7 @@ if config["compare"]["lr_grid"]:
 
 
 rule compare:
-    """Tabulate and plot EER/minDCF (mean ± std over seeds), parameters and training time of every method."""
+    """Tabulate and plot EER/minDCF (mean ± std over seeds), parameters, training time and spectral drift of every method."""
     input:
         unpack(_compare_inputs),
     output:
@@ -48,6 +49,8 @@ rule compare:
                    labels={"item": "every run (tsv)"}),
         intervals=report("results/comparison_intervals.tsv", caption="../report/comparison_intervals.rst",
                          category="Comparison", labels={"item": "bootstrap intervals (tsv)"}),
+        drift_png=report("results/comparison_drift.png", caption="../report/comparison_drift.rst", category="Comparison",
+                         labels={"item": "spectral drift (figure)"}),
     params:
         runs=_compare_run_options,
         trials_files=" ".join(f"--trials-file {t} {path}" for t, path in TRIALS_FILES.items()),
@@ -67,4 +70,4 @@ rule compare:
     shell:
         "spectral-compare --trials {params.trials} {params.trials_files} --bootstrap {params.bootstrap}"
         " --reference {params.reference} --title {params.title:q}"
-        " --out-dir {params.out_dir} {params.runs} > {log} 2>&1"
+        " --drift --out-dir {params.out_dir} {params.runs} > {log} 2>&1"

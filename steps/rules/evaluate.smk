@@ -42,6 +42,7 @@ rule svd:
 
 rule embed:
     input:
+        unpack(_embed_reuse),
         model="exp/{system}/final.pt",
         table=(
             "data/{set}/feats.scp"
@@ -56,6 +57,9 @@ rule embed:
         crops=config["embed"]["crops"],
         crop_seconds=config["embed"]["crop_seconds"],
         device=config["embed"]["device"],
+        precision=config["embed"]["precision"],
+        batch_seconds=config["embed"]["batch_seconds"],
+        options=_embed_options,
         data=lambda w: f"data/{w.set}",
         out_dir=lambda w, output: os.path.dirname(output.xvector),
     threads: config["embed"]["threads"]
@@ -73,6 +77,7 @@ rule embed:
     shell:
         "spectral-embed --no-progress --speaker-means --threads {threads} --max-seconds {params.max_seconds}"
         " --crops {params.crops} --crop-seconds {params.crop_seconds} --device {params.device}"
+        " --precision {params.precision} --batch-seconds {params.batch_seconds} {params.options}"
         " {input.model} {params.data} {params.out_dir} > {log} 2>&1"
 
 
