@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from spectral import augment, embed, features, svd
+from spectral import augment, drift, embed, features, svd
 from spectral.corpora import cnceleb1, combine, dev_trials, voxceleb1, voxceleb2
 from spectral.corpora.embedded import cli as make_corpus
 from spectral.export import cli as export_cli
@@ -176,6 +176,12 @@ def case_export(vox1_layout, tmp_path):
     (tmp_path / "final.pt").write_bytes(b"PK\x03\x04 not a zip")
     return (export_cli.main, [str(tmp_path / "final.pt"), str(tmp_path / "export"), "--what", "backend,peft"],
             str(tmp_path / "final.pt"))
+
+
+def case_drift(vox1_layout, tmp_path):
+    (tmp_path / "final.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "pre.pt").write_bytes(b"not a checkpoint either")
+    return drift.main, [str(tmp_path / "final.pt"), str(tmp_path / "pre.pt"), str(tmp_path / "d")], str(tmp_path / "final.pt")
 
 
 CASES = {name[len("case_"):]: f for name, f in dict(globals()).items() if name.startswith("case_")}
