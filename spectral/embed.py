@@ -134,6 +134,7 @@ def embed_set(
     precision: str = "fp32",
     reuse: str | Path | None = None,
     subset: int | None = None,
+    train_data_dir: str | Path | None = None,
 ) -> Path:
     """Embed every utterance of ``data_dir`` with the model of ``checkpoint``; returns xvector.scp.
 
@@ -141,6 +142,8 @@ def embed_set(
     ``batch_seconds``: padded input per batch (0: one utterance at a time, the reference path).
     ``precision``: fp32, bf16 or fp16 autocast. ``reuse``: an embed output directory whose
     matching embeddings are copied. ``subset``: embed only that many utterances (spread over speakers).
+    ``train_data_dir``: the configured training set; a checkpoint trained on another is refused
+    (:func:`spectral.train.trainset.check_trained_on`).
     """
     import json
 
@@ -164,6 +167,10 @@ def embed_set(
         check_device(precision, dev)
     except ValueError as err:
         raise InputError("--precision", str(err)) from None
+    if train_data_dir is not None:
+        from spectral.train.trainset import check_trained_on, read_checkpoint_record
+
+        check_trained_on(read_checkpoint_record(checkpoint), checkpoint, train_data_dir)
     model, ckpt = load_model_checkpoint(checkpoint)
     model = model.to(dev)
     kind = ModelConfig.from_dict(ckpt["config"]["model"]).input_kind
@@ -338,7 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="spectral-embed",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  spectral-embed --crops 5 exp/SYSTEM/final.pt data/vox1_test exp/SYSTEM/embeddings/vox1_test",
+        epilog="example:\n  spectral-embed --crops 5 --train-data-dir data/vox1_dev exp/SYSTEM/final.pt data/vox1_test "
+               "exp/SYSTEM/embeddings/vox1_test",
     )
     p.add_argument("checkpoint", help="final.pt of the pretrain or finetune stage")
     p.add_argument("data_dir", help="Kaldi data directory (feats.scp or wav.scp, utt2spk)")
@@ -358,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="another set's embed output of the same checkpoint and settings: its utterances are not embedded again")
     p.add_argument("--subset", type=int, default=None, metavar="N",
                    help="embed only N utterances spread over the speakers (e.g. a cohort); default: all")
+    p.add_argument("--train-data-dir", default=None,
+                   help="Kaldi directory of the configured training set (data/<train set>): refuse a checkpoint "
+                        "trained on another set or other speakers (its final.pt records which)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -379,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         "spectral-embed",
         lambda: embed_set(args.checkpoint, args.data_dir, args.out_dir, args.max_seconds, args.crops,
                           args.crop_seconds, args.speaker_means, args.threads, not args.no_progress, args.device,
-                          args.batch_seconds, args.precision, args.reuse, args.subset),
+                          args.batch_seconds, args.precision, args.reuse, args.subset,
+                          args.train_data_dir),
     )
 
 

@@ -28,8 +28,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", default=None,
         help="settings: a YAML/JSON file laid out like conf/config.yaml (sections model, backend, adapter, "
-             "pretrain, finetune, augment, each laid over the defaults; the pipeline's other sections are "
-             "ignored, unknown ones refused) or an inline JSON object",
+             "pretrain, finetune, augment, each laid over the defaults, and data, which the workflow adds; the "
+             "pipeline's other sections are ignored, unknown ones refused) or an inline JSON object",
     )
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one setting (value parsed as YAML); repeatable")

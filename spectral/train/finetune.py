@@ -8,7 +8,8 @@ training speakers' Kaldi data directory; writes into ``--exp-dir`` (``exp/<syste
 
 ``final.pt``       the fine-tuned model with adapters merged (format in
                    :mod:`spectral.models.speaker`), plus the adapter tensors themselves
-                   (none for ``full``, whose trained tensors are the backbone in ``model``);
+                   (none for ``full``, whose trained tensors are the backbone in ``model``)
+                   and what it was trained on (``train_data``, :mod:`spectral.train.trainset`);
 ``train_log.tsv``  per epoch: loss, accuracy, validation loss and accuracy on held-out
                    utterances of the training speakers, lr, seconds, trainable parameters;
 ``checkpoints/last.pt``  for resuming (:mod:`spectral.train.loop`).
@@ -40,6 +41,7 @@ from spectral.train.common import (add_common_arguments, check_feature_dim, log_
 from spectral.train.config import RunConfig, system_name
 from spectral.train.data import SpeakerData, split_validation
 from spectral.train.loop import atomic_save, setup_distributed, train
+from spectral.train.trainset import record as train_data_record
 
 log = logging.getLogger("spectral-finetune")
 
@@ -49,6 +51,8 @@ EXAMPLE = """example:
   spectral-finetune --data-dir data/vox1_dev --exp-dir exp/wavlm_sft --config conf/presets/paper_wavlm_large.yaml \\
       --set model.path=/models/wavlm-large
   spectral-finetune --print-system-name --config conf/config.yaml --set adapter.method=lora
+The workflow adds a data section (corpus, root, train_set, speakers; part of the system name) to
+--config; by hand, give it with --set, e.g. --set data.corpus=vox1 --set data.train_set=vox1_dev.
 """
 
 
@@ -152,6 +156,7 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
     if kind == "fbank":
         check_feature_dim(train_data, cfg.model.builtin.n_mels)
     system = system_name(cfg)
+    trained_on = train_data_record(data_dir, cfg.data.to_dict())
     if info.main:
         log.info("system %s; %s: %d speakers, %d training and %d held-out utterances", system, data_dir,
                  train_data.num_speakers, len(train_data), len(val_data))
@@ -202,6 +207,7 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
                 "config": {**cfg.to_dict(), "train": tcfg.to_dict(), "ssl_config": ssl_config},
                 "speakers": train_data.speakers,
                 "system": system,
+                "train_data": trained_on,
                 "adapters": {k: v.cpu() for k, v in adapters.items()},
                 "trainable_params": count_trainable(trained),
             },

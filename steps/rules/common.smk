@@ -45,11 +45,20 @@ def _augment_source_input(w):
 # -- train.smk: systems, training inputs and options
 
 
+def train_data():
+    """The ``data`` section of every system: corpus, root, training set and its speakers (the corpus rules')."""
+    return {"corpus": CORPUS["name"], "root": os.path.normpath(CORPUS["root"]), "train_set": TRAIN_SET,
+            "speakers": TRAIN_SPEAKERS, "source": copy.deepcopy(TRAIN_SOURCE)}
+
+
+
 def add_system(overrides=None):
-    """Register the system of config + ``overrides`` ({section: {key: value}}); return its name."""
+    """Register the system of config + ``overrides`` ({section: {key: value}}) trained on the
+    configured corpus's training set (:func:`train_data`, part of the name); return its name."""
     settings = {s: copy.deepcopy(config[s]) for s in TRAIN_SECTIONS}
     for section, values in (overrides or {}).items():
         settings[section].update(values)
+    settings["data"] = train_data()
     try:  # settings that cannot work together stop `snakemake -n`, not a stage hours later
         name = system_name(resolve_config(settings, features=config["features"]))
     except ValueError as err:
@@ -211,6 +220,8 @@ def _score_inputs(w):
     inputs = {
         "test": f"exp/{w.system}/embeddings/{TRIAL_SETS[w.trials]}/xvector.scp",
         "trials": TRIALS_FILES[w.trials],
+        "model": f"exp/{w.system}/final.pt",  # checked against the configured training set
+        "train": f"data/{TRAIN_SET}/wav.scp",
     }
     if config["score"]["mean_subtraction"]:
         inputs["mean"] = f"exp/{w.system}/embeddings/{TRAIN_SET}/xvector.scp"
@@ -223,7 +234,7 @@ def _score_inputs(w):
 
 
 def _score_options(w, input):
-    opts = []
+    opts = ["--checkpoint", input.model, "--train-data-dir", os.path.dirname(input.train)]
     if "mean" in input.keys():
         opts += ["--mean-scp", input.mean]
     if "cohort" in input.keys():

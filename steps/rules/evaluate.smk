@@ -49,6 +49,7 @@ rule embed:
             if config["model"]["backbone"] == "builtin"
             else "data/{set}/wav.scp"
         ),
+        train=f"data/{TRAIN_SET}/wav.scp",  # final.pt must have been trained on this set
     output:
         xvector="exp/{system}/embeddings/{set}/xvector.scp",
         spk_xvector="exp/{system}/embeddings/{set}/spk_xvector.scp",
@@ -61,6 +62,7 @@ rule embed:
         batch_seconds=config["embed"]["batch_seconds"],
         options=_embed_options,
         data=lambda w: f"data/{w.set}",
+        train_data=lambda w, input: os.path.dirname(input.train),
         out_dir=lambda w, output: os.path.dirname(output.xvector),
     threads: config["embed"]["threads"]
     resources:
@@ -77,7 +79,7 @@ rule embed:
     shell:
         "spectral-embed --no-progress --speaker-means --threads {threads} --max-seconds {params.max_seconds}"
         " --crops {params.crops} --crop-seconds {params.crop_seconds} --device {params.device}"
-        " --precision {params.precision} --batch-seconds {params.batch_seconds} {params.options}"
+        " --precision {params.precision} --batch-seconds {params.batch_seconds} {params.options} --train-data-dir {params.train_data}"
         " {input.model} {params.data} {params.out_dir} > {log} 2>&1"
 
 
