@@ -57,6 +57,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from spectral.atomic import atomic_paths
 from spectral.adapters.config import matches_target
 from spectral.adapters.decompose import decompose
 from spectral.errors import InputError
@@ -434,18 +435,13 @@ def write_outputs(out_dir: str | Path, rows: Mapping[str, dict], meta: Mapping[s
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     final = {"tsv": out / "drift.tsv", "json": out / "drift.json", "png": out / "drift.png"}
-    temps = {key: path.with_name(f".{path.name}.tmp-{os.getpid()}") for key, path in final.items()}
-    try:
+    order = ("tsv", "png", "json")  # drift.json last: it marks the set complete
+    with atomic_paths(*(final[key] for key in order)) as paths:
+        temps = dict(zip(order, paths))
         temps["tsv"].write_text(tsv_text(rows), encoding="utf-8")
         doc = {"format": DRIFT_FORMAT, **meta, "summary": summarise(rows), "matrices": dict(rows)}
         temps["json"].write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
         plot_drift(rows, temps["png"], title=f"{meta.get('system', '')}  ({meta.get('method', '')}, k = {meta.get('top_k', '')})")
-        for key in ("tsv", "png", "json"):
-            os.replace(temps[key], final[key])
-    finally:
-        for tmp in temps.values():
-            if tmp.exists():
-                tmp.unlink()
     return final
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spectral.atomic import atomic_write_text
 from spectral.data.kaldi import c_sorted, read_table
 from spectral.errors import InputError
 from spectral.logutil import log_invocation, run_main
@@ -184,6 +185,8 @@ def embed_set(
             raise InputError(data_dir / "utt2spk", "missing (--subset spreads the utterances over speakers)")
         utt2spk = {u: s for u, s in read_table(data_dir / "utt2spk").items() if u in table}
         table = {u: table[u] for u in pick_subset(utt2spk, subset)}
+    if speaker_means:  # checked before any work, so nothing is written for a run that cannot finish
+        _check_speaker_map(data_dir, table, table_name)
     rate = FRAMES_PER_SECOND if kind == "fbank" else SAMPLE_RATE
     max_len, crop_len = int(max_seconds * rate), int(crop_seconds * rate)
     info = {"checkpoint": _checkpoint_id(checkpoint),
@@ -204,49 +207,63 @@ def embed_set(
     scp = out_dir / "xvector.scp"
     vectors = {u: vectors[u] for u in c_sorted(table)}
     write_embeddings(vectors, out_dir / "xvector.ark", scp)
-    tmp = out_dir / ".embed_info.json.tmp"
-    tmp.write_text(json.dumps(info, sort_keys=True), encoding="utf-8")
-    tmp.replace(out_dir / "embed_info.json")
+    atomic_write_text(out_dir / "embed_info.json", json.dumps(info, sort_keys=True))
     log.info("%d embeddings of dimension %d -> %s", len(vectors), next(iter(vectors.values())).size, scp)
     if speaker_means:
         write_speaker_means(scp, out_dir, utt2spk=data_dir / "utt2spk")
     return scp
 
 
+def _check_speaker_map(data_dir: Path, table: dict[str, str], table_name: str) -> None:
+    """--speaker-means needs an utt2spk that names the speaker of every utterance embedded, and no other."""
+    if not (data_dir / "utt2spk").is_file():
+        raise InputError(data_dir / "utt2spk", "missing: --speaker-means needs the data set's utt2spk")
+    utt2spk = read_table(data_dir / "utt2spk")
+    unmapped, extra = sorted(set(table) - set(utt2spk)), sorted(set(utt2spk) - set(table))
+    if unmapped:
+        raise InputError(data_dir / "utt2spk", f"has no speaker for {len(unmapped)} utterance(s) of "
+                                               f"{table_name}, e.g. {unmapped[0]!r}")
+    if extra:
+        raise InputError(data_dir / "utt2spk", f"lists {len(extra)} utterance(s) that are not embedded "
+                                               f"(not in {table_name}, or left out by --subset), e.g. {extra[0]!r}; "
+                                               f"the speaker means need an embedding of each")
+
+
 class _Reader:
-    """An utterance's input (mean-normalised fbank or float waveform) and its length, by name."""
+    """An utterance's input (mean-normalised fbank or float waveform) and its length, by name.
+
+    Audio goes through :func:`spectral.data.audio.read_audio` (every subtype on the [-1, 1]
+    scale; truncated files refused); a bad entry is an InputError naming the table and line."""
 
     def __init__(self, table: dict[str, str], kind: str, data_dir: Path) -> None:
         self.table, self.kind = table, kind
+        self.table_path = data_dir / ("feats.scp" if kind == "fbank" else "wav.scp")
+        self.line_of = {utt: n for n, utt in enumerate(read_table(self.table_path), 1)} if self.table_path.is_file() else {}
         frames = data_dir / "utt2num_frames"
         self.known = {u: int(n) for u, n in read_table(frames).items()} if kind == "fbank" and frames.is_file() else {}
 
     def load(self, utt: str) -> np.ndarray:
-        if self.kind == "fbank":
-            from spectral.features import load_feats
-
-            return load_feats(self.table[utt], cmn=True)
-        import soundfile as sf
+        from spectral.data.audio import read_audio
+        from spectral.features import load_feats
 
         try:
-            x, _ = sf.read(self.table[utt], dtype="float32")
-        except Exception as err:
-            raise InputError(self.table[utt], f"cannot read audio ({err})") from None
-        if x.ndim != 1:
-            raise InputError(self.table[utt], f"expected mono audio, found {x.shape[1]} channels")
-        return x
+            if self.kind == "fbank":
+                return load_feats(self.table[utt], cmn=True)
+            return read_audio(self.table[utt], SAMPLE_RATE, scale="unit")
+        except InputError as err:
+            raise InputError(self.table_path, f"{utt}: {err}", self.line_of.get(utt)) from None
 
     def length(self, utt: str) -> int:
         if utt in self.known:
             return self.known[utt]
         if self.kind == "fbank":
             return int(self.load(utt).shape[0])
-        import soundfile as sf
+        from spectral.data.audio import check_audio
 
         try:
-            return int(sf.info(self.table[utt]).frames)
-        except Exception as err:
-            raise InputError(self.table[utt], f"cannot read audio ({err})") from None
+            return check_audio(self.table[utt], SAMPLE_RATE).num_samples
+        except InputError as err:
+            raise InputError(self.table_path, f"{utt}: {err}", self.line_of.get(utt)) from None
 
 
 def _combine(utt: str, embs, source: str) -> np.ndarray:

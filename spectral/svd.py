@@ -52,6 +52,9 @@ from tqdm import tqdm
 
 from spectral.adapters.config import matches_target
 from spectral.adapters.decompose import SVD_METHODS, decompose
+from spectral.atomic import atomic_paths
+from spectral.errors import InputError
+from spectral.logutil import log_command, run_main
 
 log = logging.getLogger("spectral.svd")
 
@@ -59,8 +62,8 @@ FACTORS_FORMAT = "spectral-factors/1"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-class SvdError(Exception):
-    """Bad input to the svd stage; the message names the file or the matrix."""
+#: Bad input to the svd stage: the one error type of every stage, under its old name.
+SvdError = InputError
 
 
 # -- reading checkpoints -------------------------------------------------------------------
@@ -315,20 +318,15 @@ def write_outputs(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     final = {"factors": out / "factors.pt", "spectra": out / "spectra.json", "plot": out / "spectra.png"}
-    temps = {key: path.with_name(f".{path.name}.tmp-{os.getpid()}") for key, path in final.items()}
-    try:
+    order = ("spectra", "plot", "factors")  # factors.pt last: it marks the set complete
+    with atomic_paths(*(final[key] for key in order)) as paths:
+        temps = dict(zip(order, paths))
         torch.save({"format": FACTORS_FORMAT, **meta, "factors": {k: dict(v) for k, v in factors.items()}}, temps["factors"])
         with open(temps["spectra"], "w", encoding="utf-8") as fh:
             json.dump({**meta, **dict(report or {}), "matrices": dict(stats)}, fh, indent=1)
             fh.write("\n")
         title = f"{meta.get('source', '')}  ({meta.get('method', '')} SVD)"
         plot_spectra(stats, int(meta["top_k"]), temps["plot"], title=title)
-        for key in ("spectra", "plot", "factors"):
-            os.replace(temps[key], final[key])
-    finally:
-        for tmp in temps.values():
-            if tmp.exists():
-                tmp.unlink()
     return final
 
 
@@ -401,20 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(filename)s:%(lineno)d %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``spectral-svd``; returns the exit status (0 done, 1 bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging()
-    log.info("spectral-svd %s", " ".join(sys.argv[1:] if argv is None else list(argv)))
+    log_command("spectral-svd", None if argv is None else list(argv))
     log.info("arguments: %s", json.dumps(vars(args), sort_keys=True))
     if args.top_k < 1:
         parser.error(f"--top-k must be >= 1, got {args.top_k}")
@@ -434,45 +423,44 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--targets pattern {pattern!r} is not a valid regular expression: {err}")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    try:
-        start = time.perf_counter()
-        weights = load_target_weights(args.checkpoint, targets, args.strip_prefix)
-        log.info("%s: %d target matrices, e.g. %s", args.checkpoint, len(weights), next(iter(weights)))
-        factors, stats = decompose_weights(
-            weights,
-            args.top_k,
-            bottom=args.bottom,
-            method=args.method,
-            oversample=args.oversample,
-            niter=args.niter,
-            seed=args.seed,
-            dtype=DTYPES[args.dtype],
-        )
-        meta = {
-            "source": str(args.checkpoint),
-            "method": args.method,
-            "top_k": args.top_k,
-            "bottom": args.bottom,
-            "targets": targets,
-            "dtype": args.dtype,
-        }
-        moved = pretraining_drift(args.checkpoint, weights, args.top_k, args.strip_prefix)
-        if moved is not None:
-            log.info("pre-training moved the top-%d subspaces of %d matrices from their seed-%d initialisation: "
-                     "mean cos² overlap left %.3f, right %.3f", args.top_k, len(moved["matrices"]), moved["seed"],
-                     moved["summary"]["cos2_mean_left"], moved["summary"]["cos2_mean_right"])
-        paths = write_outputs(args.out_dir, factors, stats, meta, {"pretraining_drift": moved})
-    except SvdError as err:
-        log.error("%s", err)
-        print(f"spectral-svd: error: {err}", file=sys.stderr)
-        return 1
+    return run_main("spectral-svd", lambda: _run(args, targets))
+
+
+def _run(args: argparse.Namespace, targets: list[str]) -> None:
+    """The work of ``spectral-svd`` once its arguments are checked."""
+    start = time.perf_counter()
+    weights = load_target_weights(args.checkpoint, targets, args.strip_prefix)
+    log.info("%s: %d target matrices, e.g. %s", args.checkpoint, len(weights), next(iter(weights)))
+    factors, stats = decompose_weights(
+        weights,
+        args.top_k,
+        bottom=args.bottom,
+        method=args.method,
+        oversample=args.oversample,
+        niter=args.niter,
+        seed=args.seed,
+        dtype=DTYPES[args.dtype],
+    )
+    meta = {
+        "source": str(args.checkpoint),
+        "method": args.method,
+        "top_k": args.top_k,
+        "bottom": args.bottom,
+        "targets": targets,
+        "dtype": args.dtype,
+    }
+    moved = pretraining_drift(args.checkpoint, weights, args.top_k, args.strip_prefix)
+    if moved is not None:
+        log.info("pre-training moved the top-%d subspaces of %d matrices from their seed-%d initialisation: "
+                 "mean cos² overlap left %.3f, right %.3f", args.top_k, len(moved["matrices"]), moved["seed"],
+                 moved["summary"]["cos2_mean_left"], moved["summary"]["cos2_mean_right"])
+    paths = write_outputs(args.out_dir, factors, stats, meta, {"pretraining_drift": moved})
     energies = [s["energy_top_k"] for s in stats.values()]
     log.info(
         "decomposed %d matrices in %.1f s; energy in the top %d: min %.3f, mean %.3f; wrote %s",
         len(stats), time.perf_counter() - start, args.top_k, min(energies),
         sum(energies) / len(energies), ", ".join(str(p) for p in paths.values()),
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ def work(tmp_path_factory) -> Path:
     layouts.make_vox1_real(work / "corpus" / "VoxCeleb1", original_lists=True)  # all six lists, as released
     cnc = layouts.make_cnceleb1(work / "corpus", folder="CN-Celeb")
     assert cnc == work / "corpus" / "CN-Celeb"
-    layouts.save_tiny_wavlm(work / "models" / "wavlm-large")
+    # 256 wide: the configs' top_k = 256 must fit its q/k matrices, which the dry run checks
+    layouts.save_tiny_wavlm(work / "models" / "wavlm-large", hidden_size=256)
     for d in ("musan", "RIRS_NOISES"):
         (work / "corpus" / d).mkdir()
     return work
@@ -312,7 +313,7 @@ def test_one_finetuning_step_through_the_vox1_config_on_a_tiny_saved_wavlm(work,
     model_dir = work / config["model"]["path"]
     settings = {s: config.get(s, {}) for s in ("model", "backend", "adapter", "finetune", "augment")}
     settings["model"]["path"] = str(model_dir)
-    settings["adapter"].update(rank=2, top_k=4)  # the tiny WavLM is 32 wide
+    settings["adapter"].update(rank=2, top_k=4)  # the tiny WavLM is small
     settings["backend"] = {"channels": 16, "scale": 4, "se_bottleneck": 8, "attention_channels": 8, "embed_dim": 8}
     settings["finetune"].update(epochs=1, steps_per_epoch=1, batch_size=4, crop_seconds=0.5, warmup_steps=0,
                                 threads=1, device="cpu")

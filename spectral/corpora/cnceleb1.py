@@ -50,7 +50,7 @@ from tqdm import tqdm
 from spectral.corpora.manifests import write_set
 from spectral.data.audio import AudioInfo, check_audio
 from spectral.data.kaldi import atomic_dir, c_sorted, write_table, write_trials
-from spectral.errors import InputError
+from spectral.errors import InputError, read_utf8
 from spectral.logutil import log_invocation, run_main
 
 log = logging.getLogger("spectral.prepare")
@@ -79,11 +79,10 @@ def _lines(path: Path) -> list[tuple[int, list[str]]]:
     if not path.is_file():
         raise InputError(path, "missing list file")
     out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            parts = line.split()
-            if parts:
-                out.append((n, parts))
+    for n, line in enumerate(read_utf8(path).split("\n"), 1):
+        parts = line.split()
+        if parts:
+            out.append((n, parts))
     if not out:
         raise InputError(path, "empty list file")
     return out

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from spectral.data.audio import AudioInfo, check_audio
 from spectral.data.kaldi import atomic_dir, c_sorted, write_data_dir, write_trials
-from spectral.errors import InputError
+from spectral.errors import InputError, read_utf8
 from spectral.logutil import log_invocation, run_main
 
 log = logging.getLogger("spectral.prepare")
@@ -79,8 +79,7 @@ def utterance_id(spk: str, session: str, stem: str) -> str:
 def read_meta(path: str | Path) -> dict[str, Speaker]:
     """Parse ``vox1_meta.csv``: VoxCeleb1's header, then five tab-separated columns a row."""
     speakers: dict[str, Speaker] = {}
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    lines = read_utf8(path).splitlines()
     if not lines:
         raise InputError(path, "empty meta file", 1)
     header = [c.strip() for c in lines[0].split("\t")]
@@ -125,8 +124,13 @@ def train_speakers_digest(root: str | Path, vox2_root: str | Path | None = None)
     return speakers_digest(speakers)
 
 
-def scan_corpus(root: str | Path, sampling_rate: int = 16000, progress: bool = True) -> Corpus:
-    """Read the meta file and check every ``wav/<spk>/<session>/*.wav`` header."""
+def scan_corpus(root: str | Path, sampling_rate: int = 16000, progress: bool = True,
+                skip_missing_speakers: bool = False) -> Corpus:
+    """Read the meta file and check every ``wav/<spk>/<session>/*.wav`` header.
+
+    A speaker the meta file lists without any audio (a partial extraction) is refused,
+    naming the meta line, unless ``skip_missing_speakers``: then it is left out and the
+    count logged."""
     root = Path(root)
     meta = root / "vox1_meta.csv"
     if not meta.is_file():
@@ -149,6 +153,17 @@ def scan_corpus(root: str | Path, sampling_rate: int = 16000, progress: bool = T
                     files.append((spk_entry.name, ses_entry.name, f.name))
     if not files:
         raise InputError(wav_root, "no .wav files found under <spk>/<session>/")
+    with_audio = {spk for spk, _, _ in files}
+    missing = [spk for spk in corpus.speakers if spk not in with_audio]
+    if missing and not skip_missing_speakers:
+        line = next(n for n, text in enumerate(read_utf8(meta).splitlines(), 1) if text.split("\t")[0].strip() == missing[0])
+        raise InputError(meta, f"{len(missing)} listed speaker(s) have no audio under {wav_root}, e.g. {missing[0]!r} "
+                               f"(a partial extraction?); pass --skip-missing-speakers to leave them out", line)
+    if missing:
+        log.warning("%s: %d listed speaker(s) have no audio and are left out (--skip-missing-speakers): %s",
+                    meta, len(missing), " ".join(missing[:10]) + (" ..." if len(missing) > 10 else ""))
+        for spk in missing:
+            del corpus.speakers[spk]
     seen: dict[str, str] = {}
     for spk, session, fname in tqdm(files, desc=f"check {root.name}", unit="file", disable=not progress):
         path = wav_root / spk / session / fname
@@ -165,20 +180,19 @@ def scan_corpus(root: str | Path, sampling_rate: int = 16000, progress: bool = T
 def convert_trials(path: str | Path, corpus: Corpus) -> list[tuple[str, str, str]]:
     """Read a VoxCeleb trial list (``1|0 <spk/ses/n.wav> <spk/ses/n.wav>``) into Kaldi trials."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 3 or parts[0] not in ("0", "1"):
-                raise InputError(path, f"expected '1|0 <enroll.wav> <test.wav>', got {line.rstrip()!r}", n)
-            utts = []
-            for rel in parts[1:]:
-                utt = corpus.relpath2utt.get(rel)
-                if utt is None:
-                    raise InputError(path, f"names {rel!r}, which is not in {corpus.root / 'wav'}", n)
-                utts.append(utt)
-            out.append((utts[0], utts[1], "target" if parts[0] == "1" else "nontarget"))
+    for n, line in enumerate(read_utf8(path).splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 3 or parts[0] not in ("0", "1"):
+            raise InputError(path, f"expected '1|0 <enroll.wav> <test.wav>', got {line.rstrip()!r}", n)
+        utts = []
+        for rel in parts[1:]:
+            utt = corpus.relpath2utt.get(rel)
+            if utt is None:
+                raise InputError(path, f"names {rel!r}, which is not in {corpus.root / 'wav'}", n)
+            utts.append(utt)
+        out.append((utts[0], utts[1], "target" if parts[0] == "1" else "nontarget"))
     if not out:
         raise InputError(path, "no trials")
     return out
@@ -227,6 +241,7 @@ def prepare(
     all_name: str | None = None,
     progress: bool = True,
     all_trials: tuple[str, ...] = (),
+    skip_missing_speakers: bool = False,
     trials: tuple[str, ...] | None = None,
 ) -> dict[str, Path]:
     """Prepare every split of a VoxCeleb1-layout directory; returns set name -> written directory.
@@ -242,7 +257,7 @@ def prepare(
     utterances of dev speakers is logged as a warning: a model trained on the dev set has
     heard those speakers, so the list's error rates are optimistic.
     """
-    corpus = scan_corpus(corpus_dir, progress=progress)
+    corpus = scan_corpus(corpus_dir, progress=progress, skip_missing_speakers=skip_missing_speakers)
     by_split: dict[str, list[str]] = {"dev": [], "test": []}
     for utt in c_sorted(corpus.utt2spk):
         by_split[corpus.speakers[corpus.utt2spk[utt]].split].append(utt)
@@ -321,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-name", default="", help="also write a set of all utterances (needed by VoxCeleb1-E/H lists)")
     p.add_argument("--all-trials", default="",
                    help="comma-separated Kaldi names of lists always written to the --all-name set (e.g. vox1_E,vox1_H)")
+    p.add_argument("--skip-missing-speakers", action="store_true",
+                   help="leave out speakers vox1_meta.csv lists without audio (count logged) instead of refusing them")
     p.add_argument("--trials", default=None, metavar="LIST[,LIST...]",
                    help="comma-separated Kaldi names of the trial lists to convert (vox1_O, vox1_E, vox1_H, vox1_O_orig, "
                         "vox1_E_orig, vox1_H_orig); each must be in the corpus directory, other lists found there are "
@@ -344,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda: prepare(
             args.corpus_dir, args.data_dir, args.dev_name or None, args.test_name or None,
             args.all_name or None, progress=not args.no_progress, all_trials=all_trials, trials=trials,
+            skip_missing_speakers=args.skip_missing_speakers,
         ),
     )
 

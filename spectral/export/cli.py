@@ -20,11 +20,11 @@ import argparse
 import importlib.util
 import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+from spectral.atomic import atomic_dir
 from spectral.errors import InputError
 from spectral.logutil import log_invocation, run_main
 
@@ -72,42 +72,37 @@ def export_system(checkpoint: str | Path, out_dir: str | Path, backbone_checkpoi
     model_cfg = ModelConfig.from_dict(ckpt["config"]["model"])
     kind = model_cfg.input_kind
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    adapter = ckpt["config"].get("adapter") or {}
-    manifest: dict[str, Any] = {"system": ckpt.get("system"), "checkpoint": str(checkpoint),
-                                "backbone": model_cfg.backbone, "method": adapter.get("method"),
-                                "input_kind": kind, "written": [], "not_written": {}}
-    if "hf" in what:
-        if model_cfg.backbone == "builtin":
-            manifest["not_written"]["hf"] = "the builtin backbone has no transformers form; use extractor.* or peft/"
-        else:
-            export_hf(model, tmp / "hf")
-            manifest["written"].append("hf/")
-    if "backend" in what:
-        export_backend(model, kind, ckpt["config"]["backend"], tmp)
-        manifest["written"] += ["backend.safetensors", "backend.json"]
-    if "extractor" in what:
-        n_mels = model_cfg.builtin.n_mels
-        export_extractor(model, kind, tmp, n_mels=n_mels)
-        manifest["written"] += ["extractor.pt", "extractor.onnx"]
-        manifest["extractor_input"] = ({"name": "feats", "shape": ["batch", "frames", n_mels], "what": "fbank as in feats.scp"}
-                                       if kind == "fbank" else
-                                       {"name": "wave", "shape": ["batch", "samples"], "what": "16 kHz float waveform"})
-    if "peft" in what and peft != "skip":
-        try:
-            export_peft(ckpt, tmp / "peft", backbone_checkpoint, pretrained_dir, factors)
-            manifest["written"].append("peft/")
-        except NoLowRankForm as err:
-            if peft == "require":
-                raise InputError(checkpoint, str(err)) from None
-            log.warning("%s", err)
-            manifest["not_written"]["peft"] = str(err)
-    (tmp / "export.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
+    with atomic_dir(out_dir) as tmp:  # beside the old one, swapped in when complete
+        adapter = ckpt["config"].get("adapter") or {}
+        manifest: dict[str, Any] = {"system": ckpt.get("system"), "checkpoint": str(checkpoint),
+                                    "backbone": model_cfg.backbone, "method": adapter.get("method"),
+                                    "input_kind": kind, "written": [], "not_written": {}}
+        if "hf" in what:
+            if model_cfg.backbone == "builtin":
+                manifest["not_written"]["hf"] = "the builtin backbone has no transformers form; use extractor.* or peft/"
+            else:
+                export_hf(model, tmp / "hf")
+                manifest["written"].append("hf/")
+        if "backend" in what:
+            export_backend(model, kind, ckpt["config"]["backend"], tmp)
+            manifest["written"] += ["backend.safetensors", "backend.json"]
+        if "extractor" in what:
+            n_mels = model_cfg.builtin.n_mels
+            export_extractor(model, kind, tmp, n_mels=n_mels)
+            manifest["written"] += ["extractor.pt", "extractor.onnx"]
+            manifest["extractor_input"] = ({"name": "feats", "shape": ["batch", "frames", n_mels], "what": "fbank as in feats.scp"}
+                                           if kind == "fbank" else
+                                           {"name": "wave", "shape": ["batch", "samples"], "what": "16 kHz float waveform"})
+        if "peft" in what and peft != "skip":
+            try:
+                export_peft(ckpt, tmp / "peft", backbone_checkpoint, pretrained_dir, factors)
+                manifest["written"].append("peft/")
+            except NoLowRankForm as err:
+                if peft == "require":
+                    raise InputError(checkpoint, str(err)) from None
+                log.warning("%s", err)
+                manifest["not_written"]["peft"] = str(err)
+        (tmp / "export.json").write_text(json.dumps(manifest, indent=2) + "\n")
     log.info("wrote %s: %s", out_dir, ", ".join(manifest["written"]))
     return manifest
 

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from spectral.atomic import atomic_dir, atomic_path, atomic_write_text
 
 log = logging.getLogger("spectral.export")
 
@@ -49,19 +50,15 @@ def export_hf(model: nn.Module, out_dir: str | Path) -> Path:
     import transformers
 
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    hf_model = backbone.model
-    # The loaded model had SpecAugment and layer drop switched off for training; a user of
-    # the directory gets the same (inference is unaffected either way).
-    hf_model.save_pretrained(str(tmp), safe_serialization=True)
-    # the waveform normalisation our backbone applies (zero mean, unit variance per utterance)
-    transformers.Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=False,
-    ).save_pretrained(str(tmp))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
+    with atomic_dir(out_dir) as tmp:  # beside the old one, swapped in when complete
+        hf_model = backbone.model
+        # The loaded model had SpecAugment and layer drop switched off for training; a user of
+        # the directory gets the same (inference is unaffected either way).
+        hf_model.save_pretrained(str(tmp), safe_serialization=True)
+        # the waveform normalisation our backbone applies (zero mean, unit variance per utterance)
+        transformers.Wav2Vec2FeatureExtractor(
+            feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=False,
+        ).save_pretrained(str(tmp))
     log.info("wrote %s (%s, %d layers, merged)", out_dir, type(hf_model).__name__, hf_model.config.num_hidden_layers)
     return out_dir
 
@@ -95,11 +92,8 @@ def export_backend(model: nn.Module, input_kind: str, cfg: dict[str, Any], out_d
     out_dir.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.backend.state_dict().items()}
     st, js = out_dir / "backend.safetensors", out_dir / "backend.json"
-    tmp = out_dir / ".backend.safetensors.tmp"
-    save_file(tensors, str(tmp), metadata={"format": BACKEND_FORMAT})
-    tmp.replace(st)
-    tmp = out_dir / ".backend.json.tmp"
-    tmp.write_text(json.dumps(backend_config(model, input_kind, cfg), indent=2) + "\n")
-    tmp.replace(js)
+    with atomic_path(st) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": BACKEND_FORMAT})
+    atomic_write_text(js, json.dumps(backend_config(model, input_kind, cfg), indent=2) + "\n")
     log.info("wrote %s (%d tensors) and %s", st, len(tensors), js)
     return st, js

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from spectral.atomic import atomic_dir
 from spectral.errors import InputError
 
 log = logging.getLogger("spectral.export")
@@ -248,16 +248,11 @@ def write_peft(deltas: Mapping[str, tuple[Tensor, Tensor]], out_dir: str | Path,
         "revision": None,
     }
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(tensors, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
-    (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
-    if extra:
-        (tmp / "spectral_export.json").write_text(json.dumps({"method": method, **extra}, indent=2) + "\n")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
+    with atomic_dir(out_dir) as tmp:  # beside the old one, swapped in when complete
+        save_file(tensors, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
+        (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+        if extra:
+            (tmp / "spectral_export.json").write_text(json.dumps({"method": method, **extra}, indent=2) + "\n")
     log.info("wrote %s: %d modules, rank %d (%s)", out_dir, len(deltas), rank, method)
     return out_dir
 

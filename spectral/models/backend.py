@@ -16,7 +16,7 @@ compute what one process computes on the whole batch. Reads and writes no files.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -24,9 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def _meta(text: str) -> dict[str, str]:
-    return {"help": text}
+from spectral.settings import help_meta as _meta, strict_from_dict
 
 
 @dataclass
@@ -65,11 +63,7 @@ class BackendConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BackendConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown backend key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**data)
+        return strict_from_dict(cls, data, "backend")
 
 
 class BatchNorm1d(nn.BatchNorm1d):

@@ -19,16 +19,14 @@ real. Reads and writes no files.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def _meta(text: str) -> dict[str, str]:
-    return {"help": text}
+from spectral.settings import help_meta as _meta, strict_from_dict
 
 
 @dataclass
@@ -63,11 +61,7 @@ class BuiltinConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BuiltinConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model.builtin key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**data)
+        return strict_from_dict(cls, data, "model.builtin")
 
 
 class Attention(nn.Module):

@@ -20,10 +20,10 @@ Reads only drift.json files; a missing or malformed one is an error naming it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from spectral.atomic import atomic_path
 from spectral.drift import read_drift
 
 #: (json key, column heading, digits) of the table, after method, k and seeds.
@@ -145,8 +145,6 @@ def plot_drift_map(drifts: Sequence[tuple[str, int, dict]], path: str | Path, ti
     fig.colorbar(image, ax=ax, label="share outside the top-k space")
     ax.set_title(title or "Where the update went", fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-    os.replace(tmp, path)

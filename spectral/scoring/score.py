@@ -42,7 +42,7 @@ import numpy as np
 
 from spectral.errors import InputError
 from spectral.scoring.embeddings import embedding_mean, read_embeddings, speaker_means
-from spectral.scoring.cli import setup_logging
+from spectral.logutil import log_command, run_main
 from spectral.scoring.textfiles import (
     InputFormatError,
     Trials,
@@ -241,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if bool(args.checkpoint) != bool(args.train_data_dir):
         parser.error("--checkpoint and --train-data-dir go together")
-    setup_logging(parser.prog, sys.argv[1:] if argv is None else list(argv))
-    try:
+    log_command(parser.prog, argv)
+
+    def work() -> None:
         if args.checkpoint:
             from spectral.train.trainset import check_trained_on, read_checkpoint_record
 
@@ -251,10 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         scores = score_trials(args.xvector_scp, trials, mean_scp=args.mean_scp,
                               cohort_scp=args.cohort_scp, top_n=args.top_n,
                               enroll_map=args.enroll_map)
-    except (InputFormatError, InputError, ValueError) as err:
-        log.error("%s", err)
-        return 1
-    Path(args.scores).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.scores, format_scores(trials, scores))
-    log.info("wrote %d scores to %s", len(trials), args.scores)
-    return 0
+        atomic_write_text(args.scores, format_scores(trials, scores))
+        log.info("wrote %d scores to %s", len(trials), args.scores)
+
+    return run_main(parser.prog, work, errors=(ValueError,))

@@ -21,13 +21,15 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spectral.settings import help_meta as _meta, strict_from_dict
 from spectral.adapters import AdapterConfig
 from spectral.adapters.config import IGNORED_FIELDS, SPECTRAL_METHODS
 from spectral.augment import MUSAN_PARTS, RIRS_PARTS
+from spectral.errors import InputError, read_utf8
 from spectral.models import BackendConfig, ModelConfig
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -35,16 +37,8 @@ PRECISIONS = ("fp32", "bf16", "fp16")  # as spectral.train.precision.PRECISIONS
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def _meta(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 def _from_dict(cls, data: Mapping[str, Any], section: str):
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown {section} key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return cls(**dict(data))
+    return strict_from_dict(cls, data, section)
 
 
 def _check_int(section: str, name: str, value: Any, minimum: int) -> None:
@@ -293,46 +287,166 @@ class RunConfig:
         return {name: getattr(self, name).to_dict() for name in SECTIONS}
 
 
-def resolve_config(data: Mapping[str, Any] | None) -> RunConfig:
-    """Build a :class:`RunConfig` from a pipeline config dict (other top-level sections are ignored).
+def _merged(defaults: Mapping[str, Any], data: Any, where: str) -> dict[str, Any]:
+    """``data`` laid over ``defaults``, nested sections merged key by key (a key given alone
+    keeps its siblings' defaults); a section that is not a mapping is a ValueError."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where} must be a mapping of settings, got {type(data).__name__} {data!r}")
+    out = dict(defaults)
+    for key, value in data.items():
+        if isinstance(out.get(key), Mapping) and isinstance(value, Mapping):
+            out[key] = _merged(out[key], value, f"{where}.{key}")
+        else:
+            out[key] = value
+    return out
 
-    Missing keys take the dataclass defaults; raises ValueError naming an unknown key or a bad value.
+
+def pipeline_sections() -> tuple[str, ...]:
+    """Top-level sections of the pipeline config: those ``conf/config.schema.yaml`` knows
+    (the training sections alone when the schema is not beside the package)."""
+    schema = Path(__file__).resolve().parents[2] / "conf" / "config.schema.yaml"
+    if not schema.is_file():
+        return SECTIONS
+    import yaml
+
+    return tuple(yaml.safe_load(schema.read_text(encoding="utf-8")).get("properties", {})) or SECTIONS
+
+
+def resolve_config(data: Mapping[str, Any] | None, features: Mapping[str, Any] | None = None) -> RunConfig:
+    """Build a :class:`RunConfig` from a pipeline config dict, every section given laid over
+    the defaults (those of ``conf/config.schema.yaml``, which a test keeps equal to these).
+
+    Other pipeline sections (corpus, features, ...) are ignored, a section the pipeline does
+    not know is refused; then the settings that must agree with each other are checked
+    (:func:`check_settings`, with ``features`` or the data's own ``features`` section).
+    Raises ValueError naming an unknown section or key or a bad value.
     """
     data = dict(data or {})
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        known = pipeline_sections()
+        bad = [s for s in unknown if s not in known]
+        if bad:
+            raise ValueError(f"unknown config section(s) {', '.join(map(repr, bad))}; known: {', '.join(known)}")
+    defaults = RunConfig().to_dict()
+    given = {s: _merged(defaults[s], data[s], s) for s in SECTIONS if s in data}
     cfg = RunConfig()
-    if "model" in data:
-        cfg.model = ModelConfig.from_dict(data["model"])
-    if "backend" in data:
-        cfg.backend = BackendConfig.from_dict(data["backend"])
-    if "adapter" in data:
-        cfg.adapter = AdapterConfig.from_dict(dict(data["adapter"]))
-    defaults = {"pretrain": PRETRAIN_DEFAULTS, "finetune": FINETUNE_DEFAULTS}
+    if "model" in given:
+        cfg.model = ModelConfig.from_dict(given["model"])
+    if "backend" in given:
+        cfg.backend = BackendConfig.from_dict(given["backend"])
+    if "adapter" in given:
+        cfg.adapter = AdapterConfig.from_dict(given["adapter"])
     for section in ("pretrain", "finetune"):
-        if section in data:
-            setattr(cfg, section, TrainConfig.from_dict({**defaults[section], **data[section]}, section))
-    if "augment" in data:
-        cfg.augment = AugmentConfig.from_dict(data["augment"])
-    if "data" in data:
-        cfg.data = DataConfig.from_dict(data["data"])
+        if section in given:
+            setattr(cfg, section, TrainConfig.from_dict(given[section], section))
+    if "augment" in given:
+        cfg.augment = AugmentConfig.from_dict(given["augment"])
+    if "data" in given:
+        cfg.data = DataConfig.from_dict(given["data"])
+    check_settings(cfg, features if features is not None else data.get("features"))
     return cfg
 
 
+def _ssl_linear_shapes(path: str, backbone: str) -> dict[str, tuple[int, int]] | None:
+    """(out, in) of every nn.Linear of a WavLM/HuBERT model from its config.json, as
+    transformers names them; None when the directory holds no readable config.json."""
+    cfg_file = Path(path) / "config.json"
+    try:
+        c = json.loads(cfg_file.read_text(encoding="utf-8"))
+        hidden, inter, layers = int(c["hidden_size"]), int(c["intermediate_size"]), int(c["num_hidden_layers"])
+        heads, conv_out = int(c["num_attention_heads"]), int(list(c["conv_dim"])[-1])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    shapes = {"feature_projection.projection": (hidden, conv_out)}
+    for i in range(layers):
+        base = f"encoder.layers.{i}"
+        for proj in ("k_proj", "v_proj", "q_proj", "out_proj"):
+            shapes[f"{base}.attention.{proj}"] = (hidden, hidden)
+        if backbone == "wavlm":
+            shapes[f"{base}.attention.gru_rel_pos_linear"] = (8, hidden // heads)
+        shapes[f"{base}.feed_forward.intermediate_dense"] = (inter, hidden)
+        shapes[f"{base}.feed_forward.output_dense"] = (hidden, inter)
+    return shapes
+
+
+def linear_shapes(model: ModelConfig) -> dict[str, tuple[int, int]] | None:
+    """(out, in) of every nn.Linear of the backbone ``model`` describes, by the module names
+    adapters use; built on torch's meta device (no memory, no weights). None when it cannot
+    be known before the stage runs (an SSL model directory that is not there yet)."""
+    if model.backbone != "builtin":
+        return _ssl_linear_shapes(model.path, model.backbone) if model.path else None
+    import torch
+
+    from spectral.models.builtin import BuiltinBackbone
+
+    with torch.device("meta"):
+        backbone = BuiltinBackbone(model.builtin)
+    return {name: tuple(m.weight.shape) for name, m in backbone.named_modules()
+            if name and isinstance(m, torch.nn.Linear)}
+
+
+def check_settings(cfg: RunConfig, features: Mapping[str, Any] | None = None) -> None:
+    """Refuse settings that are each valid but cannot work together, before any work:
+    fbank bins other than the builtin backbone's input size, adapter targets that match no
+    layer of the backbone, and top_k or rank above min(m, n) of a target matrix."""
+    if features is not None and cfg.model.backbone == "builtin":
+        bins = dict(features).get("num_mel_bins", 80)
+        if bins != cfg.model.builtin.n_mels:
+            raise ValueError(f"features.num_mel_bins ({bins}) must equal model.builtin.n_mels "
+                             f"({cfg.model.builtin.n_mels}): the builtin backbone reads those fbank features")
+    a = cfg.adapter
+    if a.method in ("full", "frozen"):
+        return
+    shapes = linear_shapes(cfg.model)
+    if shapes is None:
+        return
+    from spectral.adapters.config import matches_target
+
+    hits = {name: shape for name, shape in shapes.items() if matches_target(name, a.targets)}
+    if not hits:
+        examples = ", ".join(list(shapes)[:4])
+        raise ValueError(f"adapter.targets {a.targets} match no linear layer of the {cfg.model.backbone} backbone "
+                         f"(its layers are e.g. {examples})")
+    name, (m, n) = min(hits.items(), key=lambda item: min(item[1]))
+    checks = [("top_k", a.top_k)] if a.method in SPECTRAL_METHODS else []
+    if a.method != "spectralft_rot":
+        checks.append(("rank", a.rank))
+    for key, value in checks:
+        if value > min(m, n):
+            raise ValueError(f"adapter.{key} ({value}) exceeds min(m, n) = {min(m, n)} of target matrix "
+                             f"{name!r} ({m}x{n}) of the {cfg.model.backbone} backbone")
+
+
 def load_config_arg(value: str | None) -> dict[str, Any]:
-    """A ``--config`` value: an inline JSON object (starting with ``{``) or a YAML/JSON file path."""
+    """A ``--config`` value: an inline JSON object (starting with ``{``) or a YAML/JSON file path.
+
+    A file that is missing, not UTF-8 or not YAML, or that is not a mapping of sections, is
+    an :class:`InputError` naming the file and, for a syntax error, the line.
+    """
     if not value:
         return {}
     if value.lstrip().startswith("{"):
-        data = json.loads(value)
+        try:
+            data = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise InputError("--config", f"inline JSON is not valid: {err.msg}", err.lineno) from None
+        where = "--config"
     else:
         import yaml
 
-        path = Path(value)
-        if not path.is_file():
-            raise ValueError(f"{value}: no such config file")
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+        if Path(value).is_dir():
+            raise InputError(value, "is a directory, not a config file")
+        text = read_utf8(value)
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            problem = getattr(err, "problem", None) or str(err)
+            raise InputError(value, f"not valid YAML: {problem}", mark.line + 1 if mark else None) from None
+        where = value
     if not isinstance(data, dict):
-        raise ValueError(f"the config must be a mapping of sections, got {type(data).__name__}")
+        raise InputError(where, f"the config must be a mapping of sections, got {type(data).__name__}")
     return data
 
 
@@ -350,7 +464,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ValueError(f"--set {item!r}: {part!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ValueError(f"--set {item!r}: the value is not valid YAML ({getattr(err, 'problem', err)})") from None
     return data
 
 

@@ -36,7 +36,8 @@ from spectral.errors import InputError
 from spectral.models import SpeakerModel, adapter_root, build_backbone, read_checkpoint
 from spectral.models.builtin import BuiltinBackbone, BuiltinConfig
 from spectral.models.speaker import CHECKPOINT_FORMAT
-from spectral.train.common import add_common_arguments, log_config, resolve, run_stage, set_threads
+from spectral.train.common import (add_common_arguments, check_feature_dim, log_config, resolve, run_stage,
+                                   set_threads)
 from spectral.train.config import RunConfig, system_name
 from spectral.train.data import SpeakerData, split_validation
 from spectral.train.loop import atomic_save, setup_distributed, train
@@ -152,6 +153,8 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
               noise=noise_manifest or cfg.augment.noise_dir, rir=rir_manifest or cfg.augment.rir_dir)
     train_data = SpeakerData(data_dir, utts=train_utts, speakers=speakers, **kw)
     val_data = SpeakerData(data_dir, utts=val_utts, speakers=train_data.speakers, **{**kw, "augment": None})
+    if kind == "fbank":
+        check_feature_dim(train_data, cfg.model.builtin.n_mels)
     system = system_name(cfg)
     trained_on = train_data_record(data_dir, cfg.data.to_dict())
     if info.main:

@@ -42,6 +42,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from spectral.atomic import atomic_path, atomic_write_text
 from spectral.errors import InputError
 from spectral.train.config import TrainConfig
 from spectral.train.data import SpeakerData
@@ -54,32 +55,14 @@ LAST_FORMAT = "spectral-last/1"
 LOG_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "trainable_params")
 
 
-class TrainingStopped(RuntimeError):
+class TrainingStopped(InputError):
     """Training cannot go on (a non-finite loss); the message says where and what was kept."""
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
     """torch.save to a temporary name beside ``path``, flushed to disk, then renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to a temporary name beside ``path`` and rename it into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save(obj, tmp)
 
 
 def resumable_state(model: nn.Module) -> dict[str, Tensor]:

@@ -21,7 +21,8 @@ from spectral.errors import InputError
 from spectral.models import SpeakerModel
 from spectral.models.builtin import initial_backbone
 from spectral.models.speaker import CHECKPOINT_FORMAT
-from spectral.train.common import add_common_arguments, log_config, resolve, run_stage, set_threads
+from spectral.train.common import (add_common_arguments, check_feature_dim, log_config, resolve, run_stage,
+                                   set_threads)
 from spectral.train.config import RunConfig
 from spectral.train.data import SpeakerData, split_validation
 from spectral.train.loop import atomic_save, setup_distributed, train
@@ -61,7 +62,7 @@ def pretrain(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, progress
     ``noise_manifest``/``rir_manifest`` (the augment stage's) take the place of augment.noise_dir/rir_dir.
     """
     if cfg.model.backbone != "builtin":
-        raise ValueError(f"the pretrain stage trains the builtin backbone only (model.backbone is {cfg.model.backbone!r})")
+        raise InputError("model.backbone", f"the pretrain stage trains the builtin backbone only (model.backbone is {cfg.model.backbone!r})")
     tcfg = cfg.pretrain
     info = setup_distributed(tcfg)
     set_threads(tcfg.threads)
@@ -78,6 +79,7 @@ def pretrain(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, progress
               noise=noise_manifest or cfg.augment.noise_dir, rir=rir_manifest or cfg.augment.rir_dir)
     train_data = SpeakerData(data_dir, utts=train_utts, **kw)
     val_data = SpeakerData(data_dir, utts=val_utts, speakers=train_data.speakers, **{**kw, "augment": None})
+    check_feature_dim(train_data, cfg.model.builtin.n_mels)
     if info.main:
         log.info("%s: %d speakers, %d training and %d held-out utterances", data_dir, train_data.num_speakers,
                  len(train_data), len(val_data))

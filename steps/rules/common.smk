@@ -59,7 +59,10 @@ def add_system(overrides=None):
     for section, values in (overrides or {}).items():
         settings[section].update(values)
     settings["data"] = train_data()
-    name = system_name(resolve_config(settings))
+    try:  # settings that cannot work together stop `snakemake -n`, not a stage hours later
+        name = system_name(resolve_config(settings, features=config["features"]))
+    except ValueError as err:
+        raise WorkflowError(f"config: {err}") from None
     SYSTEMS[name] = settings
     return name
 

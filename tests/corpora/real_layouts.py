@@ -112,11 +112,11 @@ TINY_WAVLM = dict(
 )
 
 
-def save_tiny_wavlm(path: Path) -> Path:
-    """A tiny randomly initialised WavLM (2 layers, width 32) written with save_pretrained."""
+def save_tiny_wavlm(path: Path, hidden_size: int = 32) -> Path:
+    """A tiny randomly initialised WavLM (2 layers, width ``hidden_size``) written with save_pretrained."""
     import torch
     import transformers
 
     torch.manual_seed(0)
-    transformers.WavLMModel(transformers.WavLMConfig(**TINY_WAVLM)).save_pretrained(str(path))
+    transformers.WavLMModel(transformers.WavLMConfig(**{**TINY_WAVLM, "hidden_size": hidden_size})).save_pretrained(str(path))
     return path
