@@ -106,10 +106,14 @@ def test_nothing_reruns_when_nothing_changed(tiny_run):
 @pytest.mark.slow
 def test_changing_a_feature_option_reruns_features_only(tiny_run):
     work, env = tiny_run
-    dry = snakemake(work, env, "-n", "features", override="features:\n  num_mel_bins: 40\n")
+    # (num_mel_bins alone is refused since it must equal model.builtin.n_mels: the analysis window is
+    # a feature option no other setting depends on)
+    dry = snakemake(work, env, "-n", "features", override="features:\n  frame_length_ms: 30.0\n")
     out = dry.stdout + dry.stderr
     assert dry.returncode == 0, out
     assert planned_jobs(out) == {"fbank": 3, "features": 1}, out
+    refused = snakemake(work, env, "-n", "features", override="features:\n  num_mel_bins: 40\n")
+    assert refused.returncode != 0 and "must equal model.builtin.n_mels" in refused.stdout + refused.stderr
 
 
 @pytest.mark.slow
