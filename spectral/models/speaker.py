@@ -8,7 +8,9 @@ saved with ``torch.save`` and read with ``weights_only=True``::
      "config": {"model": ..., "backend": ..., "adapter": ... or None, "train": ..., "augment": ...,
                 "ssl_config": transformers config dict (SSL backbones) or None},
      "speakers": training speaker ids in head order, "system": system name,
-     "adapters": the trained adapter tensors before merging (finetune only)}
+     "adapters": the trained adapter tensors before merging (finetune only),
+     "pretext": the masked-prediction head (pretrain with pretrain.objective masked only; its
+                "backend.*" and "head.*" are then the untrained, seeded initialisation)}
 """
 
 from __future__ import annotations
