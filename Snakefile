@@ -14,6 +14,10 @@ BASE = workflow.basedir  # stage scripts are called from here, whatever --direct
 configfile: f"{BASE}/conf/config.yaml"
 
 
+# snakemake --report results/report.html [target]: figures and tables flagged with report()
+report: "steps/report/workflow.rst"
+
+
 validate(config, f"{BASE}/conf/config.schema.yaml")
 
 # every job sees the project's venv first on PATH, C collation and unbuffered Python
@@ -65,6 +69,11 @@ if DEV_SPEAKERS:
     TRIAL_SETS["dev_val"] = TRAIN_SET
     TRIALS_FILES["dev_val"] = f"data/{TRAIN_SET}/trials/dev_val"
 SCORED = TRIALS + (["dev_val"] if DEV_SPEAKERS else [])
+if DEV_SPEAKERS and config["embed"]["cohort_utts"] is not None:
+    raise WorkflowError(
+        "finetune.dev_speakers scores dev_val from the training set's embeddings, which embed.cohort_utts "
+        "would cut to a subset: leave embed.cohort_utts null"
+    )
 
 
 rule features:
@@ -80,4 +89,6 @@ include: "steps/rules/dev.smk"
 include: "steps/rules/augment.smk"
 include: "steps/rules/train.smk"
 include: "steps/rules/evaluate.smk"
+include: "steps/rules/drift.smk"
 include: "steps/rules/compare.smk"
+include: "steps/rules/export.smk"

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from spectral.errors import InputError
+from spectral.atomic import atomic_path
 from spectral.logutil import log_invocation, run_main
 
 log = logging.getLogger("spectral.augment")
@@ -186,14 +186,8 @@ def write_manifest(recordings, path: str | Path) -> Path:
     path = Path(path)
     if not path.name.endswith(".jsonl.gz"):
         raise ValueError(f"the manifest name must end in .jsonl.gz, got {path.name!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name[:-len('.jsonl.gz')]}.tmp-{os.getpid()}.jsonl.gz")
-    try:
+    with atomic_path(path, suffix=".jsonl.gz") as tmp:  # lhotse picks the format by the name
         recordings.to_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

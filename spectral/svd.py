@@ -21,6 +21,13 @@ and writes into the output directory, each atomically (temporary name, then rena
                   lowrank), stable rank, relative reconstruction error of the rank-k part.
 ``spectra.png``   singular-value curves per layer, one panel per matrix kind, k marked.
 
+For our builtin backbone's ``final.pt`` (the pretrain stage's) ``spectra.json`` also holds
+``pretraining_drift``: how far pre-training moved the spectrum, i.e. the drift measures of
+:mod:`spectral.drift` with W the initialisation (re-created from the seed the checkpoint
+records, :func:`spectral.models.builtin.initial_backbone`) and W' the pre-trained weight,
+per matrix (mean cos² overlap of the top-k left/right subspaces, shares of ||ΔW||², ...) and
+their means. It is null for transformers directories and foreign checkpoints (no seed).
+
 The finetune stage passes the factors to :func:`spectral.adapters.apply_adapters`, so it does
 not decompose again. Command line: ``spectral-svd`` (see ``--help``); shell stage:
 ``steps/svd.sh``.
@@ -45,6 +52,9 @@ from tqdm import tqdm
 
 from spectral.adapters.config import matches_target
 from spectral.adapters.decompose import SVD_METHODS, decompose
+from spectral.atomic import atomic_paths
+from spectral.errors import InputError
+from spectral.logutil import log_command, run_main
 
 log = logging.getLogger("spectral.svd")
 
@@ -52,8 +62,8 @@ FACTORS_FORMAT = "spectral-factors/1"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-class SvdError(Exception):
-    """Bad input to the svd stage; the message names the file or the matrix."""
+#: Bad input to the svd stage: the one error type of every stage, under its old name.
+SvdError = InputError
 
 
 # -- reading checkpoints -------------------------------------------------------------------
@@ -194,6 +204,54 @@ def decompose_weights(
     return factors, stats
 
 
+# -- what pre-training changed ---------------------------------------------------------------
+
+
+def pretraining_drift(
+    checkpoint: str | Path, weights: Mapping[str, Tensor], top_k: int, strip_prefix: str = ""
+) -> dict | None:
+    """Drift (:mod:`spectral.drift`) from the builtin backbone's initialisation to ``weights``.
+
+    ``checkpoint`` is the pretrain stage's ``final.pt`` the ``weights`` (keyed as
+    :func:`load_target_weights` keys them) came from; the initialisation is re-created with
+    :func:`spectral.models.builtin.initial_backbone` from the seed it records (``init.seed``,
+    else ``config.train.seed``), without disturbing the global random state. Returns
+    ``{"seed", "torch", "top_k", "summary", "matrices"}``, or None when the checkpoint is a
+    directory, not a builtin backbone's, or records no seed.
+    """
+    from spectral.drift import drift_of_weights, summarise
+    from spectral.models.builtin import BuiltinConfig, initial_backbone
+
+    path = Path(checkpoint)
+    if path.is_dir():
+        return None
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    config = ckpt.get("config") if isinstance(ckpt, Mapping) else None
+    model = config.get("model") if isinstance(config, Mapping) else None
+    if not isinstance(model, Mapping) or model.get("backbone") != "builtin" or not isinstance(model.get("builtin"), Mapping):
+        return None
+    init = ckpt.get("init") if isinstance(ckpt.get("init"), Mapping) else {}
+    train = config.get("train") if isinstance(config.get("train"), Mapping) else {}
+    seed = init.get("seed", train.get("seed"))
+    if not isinstance(seed, int):
+        return None
+    if init.get("torch") and init["torch"] != str(torch.__version__):
+        log.warning("%s was pre-trained with torch %s, this is %s: the re-created initialisation may differ",
+                    path, init["torch"], torch.__version__)
+    with torch.random.fork_rng(devices=[]):
+        backbone = initial_backbone(BuiltinConfig.from_dict(dict(model["builtin"])), seed)
+    initial = {}
+    for key, value in backbone.state_dict().items():
+        if key.endswith(".weight"):
+            name = _strip(f"backbone.{key[: -len('.weight')]}", strip_prefix)
+            if name in weights:
+                initial[name] = value
+    if not initial:
+        return None
+    rows = drift_of_weights(initial, {name: weights[name] for name in initial}, top_k, targets=[".*"])
+    return {"seed": seed, "torch": init.get("torch"), "top_k": top_k, "summary": summarise(rows), "matrices": rows}
+
+
 # -- writing --------------------------------------------------------------------------------
 
 
@@ -248,30 +306,27 @@ def write_outputs(
     factors: Mapping[str, Mapping[str, Tensor]],
     stats: Mapping[str, dict],
     meta: Mapping[str, object],
+    report: Mapping[str, object] | None = None,
 ) -> dict[str, Path]:
     """Write factors.pt, spectra.json and spectra.png into ``out_dir`` atomically.
 
     All three are written under temporary names first and renamed only when all are
     complete. ``meta`` (source, method, top_k, bottom, ...) goes into factors.pt and
-    spectra.json. Returns the final paths by kind.
+    spectra.json, ``report`` (e.g. ``pretraining_drift``) into spectra.json only. Returns the
+    final paths by kind.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     final = {"factors": out / "factors.pt", "spectra": out / "spectra.json", "plot": out / "spectra.png"}
-    temps = {key: path.with_name(f".{path.name}.tmp-{os.getpid()}") for key, path in final.items()}
-    try:
+    order = ("spectra", "plot", "factors")  # factors.pt last: it marks the set complete
+    with atomic_paths(*(final[key] for key in order)) as paths:
+        temps = dict(zip(order, paths))
         torch.save({"format": FACTORS_FORMAT, **meta, "factors": {k: dict(v) for k, v in factors.items()}}, temps["factors"])
         with open(temps["spectra"], "w", encoding="utf-8") as fh:
-            json.dump({**meta, "matrices": dict(stats)}, fh, indent=1)
+            json.dump({**meta, **dict(report or {}), "matrices": dict(stats)}, fh, indent=1)
             fh.write("\n")
         title = f"{meta.get('source', '')}  ({meta.get('method', '')} SVD)"
         plot_spectra(stats, int(meta["top_k"]), temps["plot"], title=title)
-        for key in ("spectra", "plot", "factors"):
-            os.replace(temps[key], final[key])
-    finally:
-        for tmp in temps.values():
-            if tmp.exists():
-                tmp.unlink()
     return final
 
 
@@ -344,20 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(filename)s:%(lineno)d %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``spectral-svd``; returns the exit status (0 done, 1 bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging()
-    log.info("spectral-svd %s", " ".join(sys.argv[1:] if argv is None else list(argv)))
+    log_command("spectral-svd", None if argv is None else list(argv))
     log.info("arguments: %s", json.dumps(vars(args), sort_keys=True))
     if args.top_k < 1:
         parser.error(f"--top-k must be >= 1, got {args.top_k}")
@@ -377,40 +423,44 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--targets pattern {pattern!r} is not a valid regular expression: {err}")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    try:
-        start = time.perf_counter()
-        weights = load_target_weights(args.checkpoint, targets, args.strip_prefix)
-        log.info("%s: %d target matrices, e.g. %s", args.checkpoint, len(weights), next(iter(weights)))
-        factors, stats = decompose_weights(
-            weights,
-            args.top_k,
-            bottom=args.bottom,
-            method=args.method,
-            oversample=args.oversample,
-            niter=args.niter,
-            seed=args.seed,
-            dtype=DTYPES[args.dtype],
-        )
-        meta = {
-            "source": str(args.checkpoint),
-            "method": args.method,
-            "top_k": args.top_k,
-            "bottom": args.bottom,
-            "targets": targets,
-            "dtype": args.dtype,
-        }
-        paths = write_outputs(args.out_dir, factors, stats, meta)
-    except SvdError as err:
-        log.error("%s", err)
-        print(f"spectral-svd: error: {err}", file=sys.stderr)
-        return 1
+    return run_main("spectral-svd", lambda: _run(args, targets))
+
+
+def _run(args: argparse.Namespace, targets: list[str]) -> None:
+    """The work of ``spectral-svd`` once its arguments are checked."""
+    start = time.perf_counter()
+    weights = load_target_weights(args.checkpoint, targets, args.strip_prefix)
+    log.info("%s: %d target matrices, e.g. %s", args.checkpoint, len(weights), next(iter(weights)))
+    factors, stats = decompose_weights(
+        weights,
+        args.top_k,
+        bottom=args.bottom,
+        method=args.method,
+        oversample=args.oversample,
+        niter=args.niter,
+        seed=args.seed,
+        dtype=DTYPES[args.dtype],
+    )
+    meta = {
+        "source": str(args.checkpoint),
+        "method": args.method,
+        "top_k": args.top_k,
+        "bottom": args.bottom,
+        "targets": targets,
+        "dtype": args.dtype,
+    }
+    moved = pretraining_drift(args.checkpoint, weights, args.top_k, args.strip_prefix)
+    if moved is not None:
+        log.info("pre-training moved the top-%d subspaces of %d matrices from their seed-%d initialisation: "
+                 "mean cos² overlap left %.3f, right %.3f", args.top_k, len(moved["matrices"]), moved["seed"],
+                 moved["summary"]["cos2_mean_left"], moved["summary"]["cos2_mean_right"])
+    paths = write_outputs(args.out_dir, factors, stats, meta, {"pretraining_drift": moved})
     energies = [s["energy_top_k"] for s in stats.values()]
     log.info(
         "decomposed %d matrices in %.1f s; energy in the top %d: min %.3f, mean %.3f; wrote %s",
         len(stats), time.perf_counter() - start, args.top_k, min(energies),
         sum(energies) / len(energies), ", ".join(str(p) for p in paths.values()),
     )
-    return 0
 
 
 if __name__ == "__main__":

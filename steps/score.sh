@@ -19,15 +19,17 @@ Options:
   --cohort-scp <scp>     AS-norm with this cohort (e.g. spk_xvector.scp of the training set)
   --top-n <n>            AS-norm: cohort scores kept per side (default: 300)
   --enroll-map <file>    'model utt1 utt2 ...' lines: enroll ids are models (CN-Celeb style)
+  --checkpoint <final.pt> --train-data-dir <dir>
+                         refuse embeddings of a final.pt not trained on <dir> (the configured training set)
   --results <file>       also write the results text file, e.g. results/vox1_eer.txt"
 
 echo "$0 $*"
 
-system= name= mean_scp= cohort_scp= top_n=300 enroll_map= results=
+system= name= mean_scp= cohort_scp= top_n=300 enroll_map= results= checkpoint= train_data_dir=
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) echo "$usage"; exit 0 ;;
-    --system|--name|--mean-scp|--cohort-scp|--top-n|--enroll-map|--results)
+    --system|--name|--mean-scp|--cohort-scp|--top-n|--enroll-map|--results|--checkpoint|--train-data-dir)
       if [ $# -lt 2 ]; then echo "$0: option $1 needs a value" >&2; exit 1; fi
       case "$1" in
         --system) system=$2 ;;
@@ -37,6 +39,8 @@ while [ $# -gt 0 ]; do
         --top-n) top_n=$2 ;;
         --enroll-map) enroll_map=$2 ;;
         --results) results=$2 ;;
+        --checkpoint) checkpoint=$2 ;;
+        --train-data-dir) train_data_dir=$2 ;;
       esac
       shift 2 ;;
     --*) echo "$0: unknown option $1" >&2; echo "$usage" >&2; exit 1 ;;
@@ -61,6 +65,7 @@ opts=()
 [ -z "$mean_scp" ] || opts+=(--mean-scp "$mean_scp")
 [ -z "$cohort_scp" ] || opts+=(--cohort-scp "$cohort_scp" --top-n "$top_n")
 [ -z "$enroll_map" ] || opts+=(--enroll-map "$enroll_map")
+[ -z "$checkpoint$train_data_dir" ] || opts+=(--checkpoint "$checkpoint" --train-data-dir "$train_data_dir")
 report_opts=()
 [ -z "$results" ] || report_opts+=(--results "$results")
 

@@ -142,8 +142,9 @@ def test_missing_audio_in_wav_scp_names_the_file(data_dir, capsys):
     assert features.main(["--data-dir", str(data_dir), "--no-progress"]) == 0
 
 
-def test_undecodable_audio_stops_without_a_feats_scp(data_dir, capsys):
+def test_undecodable_audio_stops_and_leaves_the_old_features(data_dir, capsys):
     assert features.main(["--data-dir", str(data_dir), "--no-progress"]) == 0
+    before = {p.relative_to(data_dir): p.read_bytes() for p in data_dir.rglob("*") if p.is_file()}
     victim = next(iter(read_table(data_dir / "wav.scp").values()))
     from pathlib import Path
 
@@ -151,7 +152,9 @@ def test_undecodable_audio_stops_without_a_feats_scp(data_dir, capsys):
     Path(victim).write_bytes(b"garbage" * 100)
     assert features.main(["--data-dir", str(data_dir), "--no-progress", "--nj", "2"]) == 1
     assert victim in capsys.readouterr().err
-    assert not (data_dir / "feats.scp").exists()  # the old one pointed into removed arks
+    # the previous complete output, its arks and sidecars, stays as it was, and no temporary is left
+    after = {p.relative_to(data_dir): p.read_bytes() for p in data_dir.rglob("*") if p.is_file()}
+    assert after == before
     Path(victim).write_bytes(good)
     assert features.main(["--data-dir", str(data_dir), "--no-progress"]) == 0
     assert len(read_table(data_dir / "feats.scp")) == 12

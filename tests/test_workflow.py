@@ -137,8 +137,9 @@ def test_comparison_trains_each_method_per_seed_on_the_shared_backbone_and_tabul
     dry = snakemake(work, env, "-n", "results/comparison.md", override=COMPARE)
     out = dry.stdout + dry.stderr
     assert dry.returncode == 0, out
-    # spectralft seed 1 is the main job's system, already built; nothing before fine-tuning reruns
-    assert planned_jobs(out) == {"finetune": 3, "embed": 6, "score": 6, "metrics": 3, "compare": 1}, out
+    # spectralft seed 1 is the main job's system, already built; nothing before fine-tuning reruns;
+    # the drift of every run (frozen at the builtin default k = 64) reuses the main job's k64 factors
+    assert planned_jobs(out) == {"finetune": 3, "embed": 6, "score": 6, "metrics": 3, "drift": 4, "compare": 1}, out
     run = snakemake(work, env, "--cores", "2", "results/comparison.md", override=COMPARE)
     assert run.returncode == 0, run.stderr[-3000:]
     md = (work / "results" / "comparison.md").read_text()
@@ -148,6 +149,13 @@ def test_comparison_trains_each_method_per_seed_on_the_shared_backbone_and_tabul
     tsv = (work / "results" / "comparison.tsv").read_text().splitlines()
     assert len(tsv) == 1 + 4 and len({row.split("\t")[2] for row in tsv[1:]}) == 4
     assert (work / "results" / "comparison.png").stat().st_size > 0
+    # the drift section: frozen changed nothing, spectralft moved every q/k matrix
+    drift = [line for line in md.split("## Spectral drift")[1].splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in drift[1:]] == ["| frozen", "| spectralft"]
+    assert "no update" in drift[1] and "no update" not in drift[2]
+    assert (work / "results" / "comparison_drift.png").stat().st_size > 0
+    for system in {row.split("\t")[2] for row in tsv[1:]}:
+        assert (work / "exp" / system / "drift" / "drift.json").stat().st_size > 0
 
 
 def test_unknown_config_key_stops_before_any_work(tmp_path, venv_env):

@@ -1,11 +1,18 @@
 # Stage prepare for CN-Celeb1 (a local copy of OpenSLR 82): dev speakers for training, the
-# eval set (enroll + test utterances), its enroll map and Kaldi trials. Corpus contract read
-# by the other rule files (see local/rules/vox1.smk): TRAIN_SET, TRIAL_SETS, ENROLL_MAPS.
+# eval set (enroll + test utterances), and per protocol an enroll map and Kaldi trials:
+# cnceleb1_concat (CNC-Eval-Concat: the concatenated eval/enroll/ file of each model) and
+# cnceleb1_avg (CNC-Eval-Avg: the average over eval/lists/enroll.map's utterances). Corpus contract read
+# by the other rule files (see local/rules/vox1.smk): TRAIN_SET, TRIAL_SETS, ENROLL_MAPS,
+# TRAIN_SPEAKERS, TRAIN_SOURCE.
+from spectral.corpora.cnceleb1 import PROTOCOLS, train_speakers_digest
 
-CNCELEB1_TRIALS = ["cnceleb1"]
+CNCELEB1_TRIALS = list(PROTOCOLS)
 TRAIN_SET = "cnceleb1_dev"
 TRIAL_SETS = {t: "cnceleb1_eval" for t in TRIALS}
-ENROLL_MAPS = {t: "data/cnceleb1_eval/enroll.map" for t in TRIALS}
+REUSE_FROM = {}  # the evaluation set shares no utterance with the training set
+ENROLL_MAPS = {t: f"data/cnceleb1_eval/enroll_maps/{t}" for t in TRIALS}
+TRAIN_SPEAKERS = train_speakers_digest(CORPUS["root"])  # dev/dev.lst, read now (null where not there yet)
+TRAIN_SOURCE = {}
 
 _bad = [t for t in TRIALS if t not in CNCELEB1_TRIALS]
 if _bad:
@@ -21,10 +28,11 @@ rule prepare_cnceleb1:
     output:
         dev="data/cnceleb1_dev/wav.scp",
         eval="data/cnceleb1_eval/wav.scp",
-        enroll_map="data/cnceleb1_eval/enroll.map",
+        enroll_maps=[ENROLL_MAPS[t] for t in TRIALS],
         trials=expand("data/cnceleb1_eval/trials/{trials}", trials=TRIALS),
     params:
         stage=f"{BASE}/local/prepare_cnceleb1.sh",
+        trials=",".join(TRIALS),
         corpus=lambda w, input: os.path.dirname(os.path.dirname(input.dev_lst)),
     resources:
         mem_mb=4000,
@@ -37,4 +45,4 @@ rule prepare_cnceleb1:
     conda:
         CONDA_ENV
     shell:
-        "{params.stage} {params.corpus} data > {log} 2>&1"
+        "{params.stage} --trials {params.trials} {params.corpus} data > {log} 2>&1"

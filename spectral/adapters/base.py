@@ -5,10 +5,15 @@ As in peft's LoRA layer, the adapter *wraps* the base layer (kept intact as
 ``adapted_weight()`` (the pure W' for merging), ``_forward_factored(x)`` (y without forming
 W') and ``_costs()`` (multiply-accumulates of each way). ``forward`` then picks, per call,
 the cheaper of the factored product and materialising W' once, from the number of tokens
-and whether a gradient is needed. Reads and writes no files.
+and whether a gradient is needed. Under mixed precision (autocast, :mod:`spectral.train.precision`)
+the methods that form weights or factors (:data:`FP32_METHODS`) run in float32 with autocast
+off, so W' and the SVD factors are never rounded to half precision; only the products with
+the input run in the autocast dtype. Reads and writes no files.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +26,24 @@ from spectral.adapters.decompose import check_factors, decompose
 PATHS: tuple[str, ...] = ("auto", "factored", "materialised")
 
 
+#: Methods of an adapter that form weights or factors; they run in float32 with autocast off.
+FP32_METHODS: tuple[str, ...] = ("adapted_weight", "frozen_weight", "delta_weight", "delta_factors", "core_delta")
+
+
+def _in_fp32(fn):
+    """``fn`` with any active autocast switched off (weights stay float32)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from spectral.train.precision import full_precision
+
+        with full_precision():
+            return fn(*args, **kwargs)
+
+    wrapper._fp32 = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 class AdapterLayer(nn.Module):
     """A frozen ``nn.Linear`` (``base_layer``) with a method's trainable adapter tensors.
 
@@ -29,6 +52,13 @@ class AdapterLayer(nn.Module):
     """
 
     method: str = ""
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in FP32_METHODS:
+            fn = cls.__dict__.get(name)
+            if fn is not None and not getattr(fn, "_fp32", False):
+                setattr(cls, name, _in_fp32(fn))
 
     def __init__(self, base_layer: nn.Linear, cfg: AdapterConfig) -> None:
         super().__init__()

@@ -16,6 +16,8 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from spectral.settings import help_meta as _meta, strict_from_dict
+
 #: Every adapter method, in the order results tables list them.
 METHODS: tuple[str, ...] = (
     "spectralft",
@@ -51,10 +53,6 @@ def matches_target(name: str, patterns: list[str] | tuple[str, ...]) -> bool:
         if re.fullmatch(pattern, name) is not None:
             return True
     return False
-
-
-def _meta(help_text: str) -> dict[str, str]:
-    return {"help": help_text}
 
 
 @dataclass
@@ -188,11 +186,7 @@ class AdapterConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AdapterConfig":
         """Build a config from plain data; unknown keys are an error naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown adapter config key(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
-        return cls(**data)
+        return strict_from_dict(cls, data, "adapter config")
 
     @classmethod
     def field_help(cls) -> dict[str, str]:

@@ -18,14 +18,14 @@ atomically. Example::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from spectral.atomic import atomic_write_text
 from spectral.data.kaldi import c_sorted, read_table
-from spectral.errors import InputError
+from spectral.errors import InputError, read_utf8
 from spectral.logutil import log_invocation, run_main
 
 
@@ -79,13 +79,6 @@ def make_trials(utt2spk: dict[str, str], speakers: list[str], n_trials: int, see
     return sorted(rows, key=lambda r: (r[0].encode(), r[1].encode()))
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_dev_trials(data_dir: str | Path, trials_out: str | Path, speakers_out: str | Path, n_speakers: int,
                      n_trials: int, seed: int) -> tuple[int, int]:
     """Pick the held-out speakers of ``data_dir`` and write their trials; returns (speakers, trials)."""
@@ -104,19 +97,16 @@ def write_dev_trials(data_dir: str | Path, trials_out: str | Path, speakers_out:
     rows = make_trials(utt2spk, chosen, n_trials, seed)
     if not any(t for _, _, t in rows) or all(t for _, _, t in rows):
         raise InputError(path, f"the {n_speakers} held-out speakers give no target or no non-target trial")
-    _atomic_write(Path(speakers_out), "".join(f"{s}\n" for s in chosen))
-    _atomic_write(Path(trials_out), "".join(f"{e} {t} {'target' if lab else 'nontarget'}\n" for e, t, lab in rows))
+    atomic_write_text(Path(speakers_out), "".join(f"{s}\n" for s in chosen))
+    atomic_write_text(Path(trials_out), "".join(f"{e} {t} {'target' if lab else 'nontarget'}\n" for e, t, lab in rows))
     return len(chosen), len(rows)
 
 
 def read_speaker_list(path: str | Path) -> list[str]:
     """A file of speaker ids, one per line (blank lines ignored)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(path, "missing (run the dev_trials stage first)") from None
-    except UnicodeDecodeError as err:
-        raise InputError(path, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
+    if not Path(path).exists():
+        raise InputError(path, "missing (run the dev_trials stage first)")
+    text = read_utf8(path)  # not UTF-8: an InputError naming the line
     out = []
     for i, line in enumerate(text.splitlines(), start=1):
         fields = line.split()

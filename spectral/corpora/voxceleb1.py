@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from spectral.data.audio import AudioInfo, check_audio
 from spectral.data.kaldi import atomic_dir, c_sorted, write_data_dir, write_trials
-from spectral.errors import InputError
+from spectral.errors import InputError, read_utf8
 from spectral.logutil import log_invocation, run_main
 
 log = logging.getLogger("spectral.prepare")
@@ -79,8 +79,7 @@ def utterance_id(spk: str, session: str, stem: str) -> str:
 def read_meta(path: str | Path) -> dict[str, Speaker]:
     """Parse ``vox1_meta.csv``: VoxCeleb1's header, then five tab-separated columns a row."""
     speakers: dict[str, Speaker] = {}
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    lines = read_utf8(path).splitlines()
     if not lines:
         raise InputError(path, "empty meta file", 1)
     header = [c.strip() for c in lines[0].split("\t")]
@@ -105,8 +104,33 @@ def read_meta(path: str | Path) -> dict[str, Speaker]:
     return speakers
 
 
-def scan_corpus(root: str | Path, sampling_rate: int = 16000, progress: bool = True) -> Corpus:
-    """Read the meta file and check every ``wav/<spk>/<session>/*.wav`` header."""
+def train_speakers_digest(root: str | Path, vox2_root: str | Path | None = None) -> str | None:
+    """Digest of the training speakers as the corpus lists them: Set=dev in ``vox1_meta.csv`` (plus
+    VoxCeleb2-dev's ``dev/aac/<spk>/`` directories); None where those are not there (yet).
+
+    Cheap (no audio is read): the workflow calls it when it starts, for the system's name.
+    """
+    from spectral.train.trainset import speakers_digest
+
+    meta = Path(root) / "vox1_meta.csv"
+    if not meta.is_file():
+        return None
+    speakers = [s.id for s in read_meta(meta).values() if s.split == "dev"]
+    if vox2_root is not None:
+        aac = Path(vox2_root) / "dev" / "aac"
+        if not aac.is_dir():
+            return None
+        speakers += [e.name for e in os.scandir(aac) if e.is_dir()]
+    return speakers_digest(speakers)
+
+
+def scan_corpus(root: str | Path, sampling_rate: int = 16000, progress: bool = True,
+                skip_missing_speakers: bool = False) -> Corpus:
+    """Read the meta file and check every ``wav/<spk>/<session>/*.wav`` header.
+
+    A speaker the meta file lists without any audio (a partial extraction) is refused,
+    naming the meta line, unless ``skip_missing_speakers``: then it is left out and the
+    count logged."""
     root = Path(root)
     meta = root / "vox1_meta.csv"
     if not meta.is_file():
@@ -129,6 +153,17 @@ def scan_corpus(root: str | Path, sampling_rate: int = 16000, progress: bool = T
                     files.append((spk_entry.name, ses_entry.name, f.name))
     if not files:
         raise InputError(wav_root, "no .wav files found under <spk>/<session>/")
+    with_audio = {spk for spk, _, _ in files}
+    missing = [spk for spk in corpus.speakers if spk not in with_audio]
+    if missing and not skip_missing_speakers:
+        line = next(n for n, text in enumerate(read_utf8(meta).splitlines(), 1) if text.split("\t")[0].strip() == missing[0])
+        raise InputError(meta, f"{len(missing)} listed speaker(s) have no audio under {wav_root}, e.g. {missing[0]!r} "
+                               f"(a partial extraction?); pass --skip-missing-speakers to leave them out", line)
+    if missing:
+        log.warning("%s: %d listed speaker(s) have no audio and are left out (--skip-missing-speakers): %s",
+                    meta, len(missing), " ".join(missing[:10]) + (" ..." if len(missing) > 10 else ""))
+        for spk in missing:
+            del corpus.speakers[spk]
     seen: dict[str, str] = {}
     for spk, session, fname in tqdm(files, desc=f"check {root.name}", unit="file", disable=not progress):
         path = wav_root / spk / session / fname
@@ -145,20 +180,19 @@ def scan_corpus(root: str | Path, sampling_rate: int = 16000, progress: bool = T
 def convert_trials(path: str | Path, corpus: Corpus) -> list[tuple[str, str, str]]:
     """Read a VoxCeleb trial list (``1|0 <spk/ses/n.wav> <spk/ses/n.wav>``) into Kaldi trials."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 3 or parts[0] not in ("0", "1"):
-                raise InputError(path, f"expected '1|0 <enroll.wav> <test.wav>', got {line.rstrip()!r}", n)
-            utts = []
-            for rel in parts[1:]:
-                utt = corpus.relpath2utt.get(rel)
-                if utt is None:
-                    raise InputError(path, f"names {rel!r}, which is not in {corpus.root / 'wav'}", n)
-                utts.append(utt)
-            out.append((utts[0], utts[1], "target" if parts[0] == "1" else "nontarget"))
+    for n, line in enumerate(read_utf8(path).splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 3 or parts[0] not in ("0", "1"):
+            raise InputError(path, f"expected '1|0 <enroll.wav> <test.wav>', got {line.rstrip()!r}", n)
+        utts = []
+        for rel in parts[1:]:
+            utt = corpus.relpath2utt.get(rel)
+            if utt is None:
+                raise InputError(path, f"names {rel!r}, which is not in {corpus.root / 'wav'}", n)
+            utts.append(utt)
+        out.append((utts[0], utts[1], "target" if parts[0] == "1" else "nontarget"))
     if not out:
         raise InputError(path, "no trials")
     return out
@@ -207,10 +241,15 @@ def prepare(
     all_name: str | None = None,
     progress: bool = True,
     all_trials: tuple[str, ...] = (),
+    skip_missing_speakers: bool = False,
+    trials: tuple[str, ...] | None = None,
 ) -> dict[str, Path]:
     """Prepare every split of a VoxCeleb1-layout directory; returns set name -> written directory.
 
-    Trial lists found in ``corpus_dir`` go to ``<test_name>/trials/`` when they name only
+    ``trials`` (Kaldi names, e.g. ``("vox1_O",)``) are the lists to convert: each must be in
+    ``corpus_dir``, and every other list found there is left alone with a log line (a real
+    VoxCeleb1 holds all six, and E/H need ``all_name``). ``None`` converts every list found.
+    Converted lists go to ``<test_name>/trials/`` when they name only
     test utterances, otherwise to ``<all_name>/trials/`` (a set holding dev and test, for
     VoxCeleb1-E/H); without ``all_name`` such a list is refused. Lists named in
     ``all_trials`` (Kaldi names, e.g. ``vox1_E``) go to ``<all_name>/trials/`` whatever they
@@ -218,7 +257,7 @@ def prepare(
     utterances of dev speakers is logged as a warning: a model trained on the dev set has
     heard those speakers, so the list's error rates are optimistic.
     """
-    corpus = scan_corpus(corpus_dir, progress=progress)
+    corpus = scan_corpus(corpus_dir, progress=progress, skip_missing_speakers=skip_missing_speakers)
     by_split: dict[str, list[str]] = {"dev": [], "test": []}
     for utt in c_sorted(corpus.utt2spk):
         by_split[corpus.speakers[corpus.utt2spk[utt]].split].append(utt)
@@ -226,10 +265,23 @@ def prepare(
     test_utts = set(by_split["test"])
     if all_trials and not all_name:
         raise ValueError("all_trials needs all_name")
-    trials: dict[str, tuple[str, list]] = {}  # kaldi name -> (set name, trials)
+    if trials is not None:
+        unknown = [t for t in trials if t not in TRIAL_LISTS.values()]
+        if unknown:
+            raise ValueError(f"unknown trial list(s) {', '.join(unknown)}; VoxCeleb1 lists: {', '.join(TRIAL_LISTS.values())}")
+        if trials and not (test_name or all_name):
+            raise ValueError("trials need a test or all set to hold them")
+        for fname, kaldi_name in TRIAL_LISTS.items():
+            if kaldi_name in trials and not (Path(corpus_dir) / fname).is_file():
+                raise InputError(Path(corpus_dir) / fname, f"missing: trial list {kaldi_name} is configured and read from this file")
+    converted_lists: dict[str, tuple[str, list]] = {}  # kaldi name -> (set name, trials)
     for fname, kaldi_name in TRIAL_LISTS.items():
         path = Path(corpus_dir) / fname
         if not path.is_file() or not (test_name or all_name):
+            continue
+        if trials is not None and kaldi_name not in trials:
+            log.info("%s (%s): not among the configured trial lists (%s), ignored", path, kaldi_name,
+                     ", ".join(trials) or "none")
             continue
         converted = convert_trials(path, corpus)
         dev_spks = {corpus.utt2spk[u] for e, t, _ in converted for u in (e, t) if u not in test_utts}
@@ -240,11 +292,11 @@ def prepare(
                 path, kaldi_name, len(dev_spks),
             )
         if kaldi_name in all_trials:
-            trials[kaldi_name] = (all_name, converted)
+            converted_lists[kaldi_name] = (all_name, converted)
         elif test_name and all(e in test_utts and t in test_utts for e, t, _ in converted):
-            trials[kaldi_name] = (test_name, converted)
+            converted_lists[kaldi_name] = (test_name, converted)
         elif all_name:
-            trials[kaldi_name] = (all_name, converted)
+            converted_lists[kaldi_name] = (all_name, converted)
         else:
             raise InputError(path, "names utterances outside the test set; prepare with --all-name to hold them")
     sets: dict[str, list[str]] = {}
@@ -258,7 +310,7 @@ def prepare(
         dest = Path(data_dir) / name
         with atomic_dir(dest) as tmp:
             _write_set(tmp, corpus, utts)
-            for kaldi_name, (set_name, tr) in trials.items():
+            for kaldi_name, (set_name, tr) in converted_lists.items():
                 if set_name == name:
                     (tmp / "trials").mkdir(exist_ok=True)
                     n = write_trials(tmp / "trials" / kaldi_name, tr)
@@ -274,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  spectral-prepare-vox1 --corpus-dir corpus/embedded/vox1 --data-dir data\n"
+        "  spectral-prepare-vox1 --corpus-dir /corpora/VoxCeleb1 --data-dir data --trials vox1_O\n"
         "  spectral-prepare-vox1 --corpus-dir corpus/embedded/pretrain --data-dir data --dev-name pretrain --test-name ''",
     )
     p.add_argument("--corpus-dir", required=True, help="VoxCeleb1-layout directory (vox1_meta.csv, wav/, trial lists)")
@@ -283,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all-name", default="", help="also write a set of all utterances (needed by VoxCeleb1-E/H lists)")
     p.add_argument("--all-trials", default="",
                    help="comma-separated Kaldi names of lists always written to the --all-name set (e.g. vox1_E,vox1_H)")
+    p.add_argument("--skip-missing-speakers", action="store_true",
+                   help="leave out speakers vox1_meta.csv lists without audio (count logged) instead of refusing them")
+    p.add_argument("--trials", default=None, metavar="LIST[,LIST...]",
+                   help="comma-separated Kaldi names of the trial lists to convert (vox1_O, vox1_E, vox1_H, vox1_O_orig, "
+                        "vox1_E_orig, vox1_H_orig); each must be in the corpus directory, other lists found there are "
+                        "ignored with a log line; '' converts none; default: every list found")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -293,11 +352,16 @@ def main(argv: list[str] | None = None) -> int:
     all_trials = tuple(t for t in args.all_trials.split(",") if t)
     if all_trials and not args.all_name:
         build_parser().error("--all-trials needs --all-name")
+    trials = None if args.trials is None else tuple(t for t in args.trials.split(",") if t)
+    unknown = [t for t in trials or () if t not in TRIAL_LISTS.values()]
+    if unknown:
+        build_parser().error(f"--trials: unknown list(s) {', '.join(unknown)}; VoxCeleb1 lists: {', '.join(TRIAL_LISTS.values())}")
     return run_main(
         "spectral-prepare-vox1",
         lambda: prepare(
             args.corpus_dir, args.data_dir, args.dev_name or None, args.test_name or None,
-            args.all_name or None, progress=not args.no_progress, all_trials=all_trials,
+            args.all_name or None, progress=not args.no_progress, all_trials=all_trials, trials=trials,
+            skip_missing_speakers=args.skip_missing_speakers,
         ),
     )
 

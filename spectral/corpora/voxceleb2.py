@@ -26,7 +26,7 @@ import argparse
 import logging
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
+
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ from spectral.corpora.manifests import write_set
 from spectral.data.kaldi import atomic_dir, c_sorted
 from spectral.errors import InputError
 from spectral.logutil import log_invocation, run_main
+from spectral.workers import process_pool
 
 log = logging.getLogger("spectral.prepare")
 
@@ -130,7 +131,7 @@ def prepare(corpus_dir: str | Path, data_dir: str | Path, name: str = "vox2_dev"
                 for utt, spk, ses, path in to_decode]
         chunks = [jobs[i:i + 200] for i in range(0, len(jobs), 200)]
         bar = tqdm(total=len(jobs), desc=f"decode {name}", unit="file", disable=not progress or not jobs)
-        with ProcessPoolExecutor(max_workers=max(1, nj)) as pool:
+        with process_pool(max(1, nj)) as pool:
             for done in pool.map(_convert, chunks):
                 for utt, n in done:
                     infos[utt] = AudioInfo("", 16000, n, 1)

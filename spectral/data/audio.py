@@ -1,8 +1,17 @@
-"""Audio file checks shared by the prepare and features stages.
+"""Audio input of every stage: one header check and one reader (prepare, features, training, embed).
 
-Reads only headers (fast on VoxCeleb's 150k files) and refuses, naming the file:
-non-audio or empty files, WAV files whose data chunk is cut short, more than one
-channel, and a sample rate other than the one expected.
+:func:`check_audio` reads only headers (fast on VoxCeleb's 150k files; the prepare stage
+calls it for every file) and refuses, naming the file: missing, non-audio or empty files,
+WAV files whose data chunk is cut short, more than one channel, and a sample rate other
+than the one expected. :func:`read_audio` runs the same check and then decodes, refusing
+a file that decodes to fewer samples than its header declares or to NaN/inf samples.
+
+Every PCM and float subtype libsndfile reads (8/16/24/32-bit PCM, u-law, A-law, 32/64-bit
+float, FLAC, ...) is decoded to float and then scaled: ``scale="int16"`` gives Kaldi's
+16-bit range (-32768..32767; a 16-bit PCM file gives exactly its sample values, a float
+file its [-1, 1] values times 32768), ``scale="unit"`` the [-1, 1] range the SSL
+backbones take. (Reading as ``dtype="int16"`` would not do: libsndfile does not rescale
+float files, so every float sample became 0.)
 """
 
 from __future__ import annotations
@@ -90,20 +99,40 @@ def check_audio(path: str | Path, sampling_rate: int = 16000, mono: bool = True)
     return AudioInfo(path, int(info.samplerate), int(info.frames), int(info.channels))
 
 
+SCALES = {"int16": 32768.0, "unit": 1.0}
+
+
+def read_audio(path: str | Path, sampling_rate: int = 16000, scale: str = "int16", start: int = 0,
+               frames: int | None = None) -> np.ndarray:
+    """Check and decode a mono audio file; returns float32 samples on ``scale``.
+
+    ``scale``: ``"int16"`` (Kaldi's 16-bit range) or ``"unit"`` ([-1, 1]). ``start`` and
+    ``frames`` select a segment (all of it by default). Raises :class:`InputError` naming
+    ``path`` for everything :func:`check_audio` refuses, a file that decodes to fewer
+    samples than its header declares, and NaN or infinite samples.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    info = check_audio(path, sampling_rate)
+    want = max(0, info.num_samples - start if frames is None else min(frames, info.num_samples - start))
+    try:
+        data, _ = sf.read(str(path), start=start, frames=want, dtype="float64", always_2d=True)
+    except Exception as e:
+        raise InputError(path, f"cannot decode audio ({e})") from None
+    if data.shape[0] < want:
+        raise InputError(path, f"truncated audio: decoded {start + data.shape[0]} of the "
+                               f"{info.num_samples} samples its header declares")
+    samples = data[:, 0]
+    bad = ~np.isfinite(samples)
+    if bad.any():
+        raise InputError(path, f"holds a non-finite sample ({samples[bad][0]}) at sample {start + int(np.argmax(bad))}")
+    return (samples * SCALES[scale]).astype(np.float32)
+
+
 def read_int16_scale(path: str | Path, sampling_rate: int = 16000) -> np.ndarray:
-    """Read a mono file as float32 samples on Kaldi's 16-bit scale (-32768..32767).
+    """A mono file as float32 samples on Kaldi's 16-bit scale (-32768..32767).
 
     Kaldi's feature extractors see raw 16-bit sample values; lhotse works on
     [-1, 1] floats, so features agree with Kaldi only on this scale.
     """
-    try:
-        data, sr = sf.read(str(path), dtype="int16", always_2d=True)
-    except Exception as e:
-        raise InputError(path, f"cannot decode audio ({e})") from None
-    if sr != sampling_rate:
-        raise InputError(path, f"expected {sampling_rate} Hz audio, found {sr} Hz")
-    if data.shape[1] != 1:
-        raise InputError(path, f"expected mono audio, found {data.shape[1]} channels")
-    if data.shape[0] == 0:
-        raise InputError(path, "holds no audio samples")
-    return data[:, 0].astype(np.float32)
+    return read_audio(path, sampling_rate, scale="int16")

@@ -7,14 +7,12 @@ into place, so a killed stage never leaves a data directory that looks finished.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections import defaultdict
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Mapping
 
-from spectral.errors import InputError
+from spectral.atomic import atomic_dir, atomic_path, remove_stale  # noqa: F401  (re-exported)
+from spectral.errors import InputError, read_utf8
 
 TRIAL_LABELS = ("target", "nontarget")
 
@@ -25,8 +23,8 @@ def c_sorted(items: Iterable[str]) -> list[str]:
 
 
 def write_table(path: str | Path, rows: Mapping[str, str]) -> None:
-    """Write ``key value`` lines sorted by key, C order."""
-    with open(path, "w", encoding="utf-8") as f:
+    """Write ``key value`` lines sorted by key, C order, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for key in c_sorted(rows):
             f.write(f"{key} {rows[key]}\n")
 
@@ -34,14 +32,16 @@ def write_table(path: str | Path, rows: Mapping[str, str]) -> None:
 def read_table(path: str | Path) -> dict[str, str]:
     """Read ``key value...`` lines into a dict; refuses blank keys and duplicates, naming the line."""
     out: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            parts = line.rstrip("\n").split(maxsplit=1)
-            if len(parts) != 2:
-                raise InputError(path, f"expected '<key> <value>', got {line.rstrip()!r}", n)
-            if parts[0] in out:
-                raise InputError(path, f"duplicate key {parts[0]!r}", n)
-            out[parts[0]] = parts[1]
+    lines = read_utf8(path).split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    for n, line in enumerate(lines, 1):
+        parts = line.rstrip("\r").split(maxsplit=1)
+        if len(parts) != 2:
+            raise InputError(path, f"expected '<key> <value>', got {line.rstrip()!r}", n)
+        if parts[0] in out:
+            raise InputError(path, f"duplicate key {parts[0]!r}", n)
+        out[parts[0]] = parts[1]
     return out
 
 
@@ -54,65 +54,13 @@ def spk2utt_from(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
 
 
 def read_trials(path: str | Path) -> list[tuple[str, str, str]]:
-    """Read a Kaldi trials file (``enroll test target|nontarget``), checking every line."""
-    trials = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            parts = line.split()
-            if len(parts) != 3:
-                raise InputError(path, f"expected 'enroll test target|nontarget', got {line.rstrip()!r}", n)
-            if parts[2] not in TRIAL_LABELS:
-                raise InputError(path, f"unknown label {parts[2]!r} (expected target or nontarget)", n)
-            trials.append((parts[0], parts[1], parts[2]))
-    if not trials:
-        raise InputError(path, "no trials")
-    return trials
+    """A Kaldi trials file as ``(enroll, test, target|nontarget)`` tuples, read (and every
+    line checked) by the one trials reader, :func:`spectral.scoring.textfiles.read_trials`."""
+    from spectral.scoring.textfiles import read_trials as read
 
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # a leftover of this very process: not in use
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale(dest: Path) -> None:
-    """Remove temporary siblings of ``dest`` left by killed runs (their process is gone)."""
-    for p in dest.parent.glob(f".{dest.name}.*-*"):
-        kind, _, pid = p.name[len(dest.name) + 2 :].partition("-")
-        if kind in ("tmp", "old") and pid.isdigit() and not _pid_alive(int(pid)):
-            shutil.rmtree(p, ignore_errors=True)
-
-
-@contextmanager
-def atomic_dir(dest: str | Path) -> Iterator[Path]:
-    """Yield a fresh temporary directory beside ``dest``; on success it replaces ``dest``.
-
-    On an exception the temporary directory is removed and ``dest`` is left as it was;
-    temporary directories of killed runs are removed first.
-    """
-    dest = Path(dest).absolute()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(dest)
-    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if dest.exists():
-        old = dest.parent / f".{dest.name}.old-{os.getpid()}"
-        dest.rename(old)
-        tmp.rename(dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(dest)
+    trials = read(path)
+    labels = ["target" if t else "nontarget" for t in trials.is_target.tolist()]
+    return list(zip(trials.enroll, trials.test, labels))
 
 
 def write_data_dir(
@@ -136,7 +84,7 @@ def write_data_dir(
 def write_trials(path: str | Path, trials: Iterable[tuple[str, str, str]]) -> int:
     """Write ``enroll test label`` lines in the given order; returns the count."""
     n = 0
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for enroll, test, label in trials:
             f.write(f"{enroll} {test} {label}\n")
             n += 1

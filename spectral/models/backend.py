@@ -4,7 +4,11 @@ As in the paper: a learnable softmax-weighted sum of every hidden state of the b
 feeds an ECAPA-TDNN (Desplanques et al., 2020: SE-Res2Net blocks with dilations 2, 3, 4,
 multi-layer feature aggregation, attentive statistics pooling) that ends in the speaker
 embedding; training uses an additive angular margin softmax (Deng et al., 2019) over the
-training speakers. ``channels`` is C (1024 in the paper preset). Batch normalisation
+training speakers. ``channels`` is C (1024 in the paper preset). Every frame-level module
+takes an optional ``mask`` (batch, 1, frames; 1 on real frames, 0 on padding): padded frames
+are held at zero before every convolution, the squeeze-excitation mean and the attentive
+statistics count real frames only, so an utterance padded in a batch gets the embedding it
+gets alone (batched extraction, :mod:`spectral.embed`). Batch normalisation
 synchronises its statistics over processes under DistributedDataParallel, so two processes
 compute what one process computes on the whole batch. Reads and writes no files.
 """
@@ -12,7 +16,7 @@ compute what one process computes on the whole batch. Reads and writes no files.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -20,9 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def _meta(text: str) -> dict[str, str]:
-    return {"help": text}
+from spectral.settings import help_meta as _meta, strict_from_dict
 
 
 @dataclass
@@ -61,11 +63,7 @@ class BackendConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BackendConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown backend key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**data)
+        return strict_from_dict(cls, data, "backend")
 
 
 class BatchNorm1d(nn.BatchNorm1d):
@@ -118,7 +116,7 @@ class LayerWeightedSum(nn.Module):
 
 
 class TDNNBlock(nn.Sequential):
-    """Conv1d, ReLU, BatchNorm."""
+    """Conv1d, ReLU, BatchNorm; with ``mask``, padded frames of the output are zero."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 1, dilation: int = 1) -> None:
         super().__init__(
@@ -126,6 +124,10 @@ class TDNNBlock(nn.Sequential):
             nn.ReLU(),
             BatchNorm1d(cout),
         )
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        y = super().forward(x)
+        return y if mask is None else y * mask
 
 
 class Res2Conv(nn.Module):
@@ -137,12 +139,12 @@ class Res2Conv(nn.Module):
         width = channels // scale
         self.blocks = nn.ModuleList(TDNNBlock(width, width, kernel, dilation) for _ in range(scale - 1))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         parts = torch.chunk(x, self.scale, dim=1)
         out = [parts[0]]
         y = None
         for i, block in enumerate(self.blocks):
-            y = block(parts[i + 1] if y is None else parts[i + 1] + y)
+            y = block(parts[i + 1] if y is None else parts[i + 1] + y, mask)
             out.append(y)
         return torch.cat(out, dim=1)
 
@@ -153,8 +155,12 @@ class SqueezeExcite(nn.Module):
         self.down = nn.Conv1d(channels, bottleneck, 1)
         self.up = nn.Conv1d(bottleneck, channels, 1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        s = torch.sigmoid(self.up(F.relu(self.down(x.mean(dim=2, keepdim=True)))))
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        if mask is None:
+            mean = x.mean(dim=2, keepdim=True)
+        else:
+            mean = (x * mask).sum(dim=2, keepdim=True) / mask.sum(dim=2, keepdim=True)
+        s = torch.sigmoid(self.up(F.relu(self.down(mean))))
         return x * s
 
 
@@ -168,8 +174,8 @@ class SERes2Block(nn.Module):
         self.tdnn2 = TDNNBlock(channels, channels)
         self.se = SqueezeExcite(channels, se_bottleneck)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.se(self.tdnn2(self.res2(self.tdnn1(x))))
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        return x + self.se(self.tdnn2(self.res2(self.tdnn1(x, mask), mask), mask), mask)
 
 
 class AttentiveStatsPool(nn.Module):
@@ -180,12 +186,20 @@ class AttentiveStatsPool(nn.Module):
         self.tdnn = TDNNBlock(3 * channels, hidden)
         self.attention = nn.Conv1d(hidden, channels, 1)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         t = x.shape[2]
-        mean = x.mean(dim=2, keepdim=True)
-        std = torch.sqrt(x.var(dim=2, keepdim=True, unbiased=False).clamp(min=1e-6))
+        if mask is None:
+            mean = x.mean(dim=2, keepdim=True)
+            std = torch.sqrt(x.var(dim=2, keepdim=True, unbiased=False).clamp(min=1e-6))
+        else:
+            n = mask.sum(dim=2, keepdim=True)
+            mean = (x * mask).sum(dim=2, keepdim=True) / n
+            std = torch.sqrt(((((x - mean) * mask) ** 2).sum(dim=2, keepdim=True) / n).clamp(min=1e-6))
         context = torch.cat([x, mean.expand(-1, -1, t), std.expand(-1, -1, t)], dim=1)
-        alpha = torch.softmax(self.attention(torch.tanh(self.tdnn(context))), dim=2)
+        scores = self.attention(torch.tanh(self.tdnn(context, mask)))
+        if mask is not None:
+            scores = scores.masked_fill(mask == 0, float("-inf"))
+        alpha = torch.softmax(scores, dim=2)
         mu = (alpha * x).sum(dim=2)
         sigma = torch.sqrt(((alpha * x * x).sum(dim=2) - mu * mu).clamp(min=1e-6))
         return torch.cat([mu, sigma], dim=1)
@@ -205,14 +219,19 @@ class ECAPATDNN(nn.Module):
         self.embedding = nn.Linear(6 * c, cfg.embed_dim)
         self.embedding_norm = BatchNorm1d(cfg.embed_dim)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.conv(x.transpose(1, 2))
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``x`` (B, T, input_dim); ``mask`` (B, 1, T) marks real frames (None: all are)."""
+        x = x.transpose(1, 2)
+        if mask is not None:
+            mask = mask.to(x.dtype)
+            x = x * mask
+        x = self.conv(x, mask)
         outs = []
         for block in self.blocks:
-            x = block(x)
+            x = block(x, mask)
             outs.append(x)
-        x = self.mfa(torch.cat(outs, dim=1))
-        return self.embedding_norm(self.embedding(self.pool_norm(self.pool(x))))
+        x = self.mfa(torch.cat(outs, dim=1), mask)
+        return self.embedding_norm(self.embedding(self.pool_norm(self.pool(x, mask))))
 
 
 class SpeakerBackend(nn.Module):
@@ -228,8 +247,9 @@ class SpeakerBackend(nn.Module):
         self.norm = nn.LayerNorm(hidden_size, elementwise_affine=False)
         self.ecapa = ECAPATDNN(hidden_size, cfg)
 
-    def forward(self, states: list[Tensor]) -> Tensor:
-        return self.ecapa(self.norm(self.layer_weights(list(states)[self.first_state:])))
+    def forward(self, states: list[Tensor], mask: Tensor | None = None) -> Tensor:
+        """Hidden states (each B, T, hidden) -> (B, embed_dim); ``mask`` (B, 1, T) marks real frames."""
+        return self.ecapa(self.norm(self.layer_weights(list(states)[self.first_state:])), mask)
 
 
 class AAMSoftmax(nn.Module):

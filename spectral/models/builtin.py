@@ -11,21 +11,22 @@ Input: (batch, frames, mel bins) fbank; a convolutional front end subsamples tim
 ``subsample`` (1 or 2), a grouped convolution adds relative position, then ``num_layers``
 pre-LayerNorm Transformer layers. ``forward`` returns every hidden state (the front end's
 output and each layer's, the last one layer-normed), as WavLM's ``output_hidden_states``
-does. Reads and writes no files.
+does. With ``lengths`` (real frames of each row of a zero-padded batch) padded frames are
+kept out of every convolution and attention, so each row's real frames come out as they
+would alone; :meth:`BuiltinBackbone.frame_lengths` says how many hidden-state frames are
+real. Reads and writes no files.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def _meta(text: str) -> dict[str, str]:
-    return {"help": text}
+from spectral.settings import help_meta as _meta, strict_from_dict
 
 
 @dataclass
@@ -60,11 +61,7 @@ class BuiltinConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BuiltinConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model.builtin key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**data)
+        return strict_from_dict(cls, data, "model.builtin")
 
 
 class Attention(nn.Module):
@@ -79,7 +76,8 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(d_model, d_model)
         self.out_proj = nn.Linear(d_model, d_model)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, key_mask: Tensor | None = None) -> Tensor:
+        """``key_mask`` (batch, 1, 1, frames) bool: True on real frames, which alone are attended to."""
         b, t, d = x.shape
         h = self.num_heads
 
@@ -87,7 +85,7 @@ class Attention(nn.Module):
             return y.view(b, t, h, d // h).transpose(1, 2)
 
         q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=self.dropout if self.training else 0.0)
         return self.out_proj(y.transpose(1, 2).reshape(b, t, d))
 
 
@@ -115,8 +113,8 @@ class EncoderLayer(nn.Module):
         self.feed_forward = FeedForward(cfg.d_model, cfg.ffn_dim, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.dropout(self.attention(self.layer_norm(x)))
+    def forward(self, x: Tensor, key_mask: Tensor | None = None) -> Tensor:
+        x = x + self.dropout(self.attention(self.layer_norm(x), key_mask))
         return x + self.dropout(self.feed_forward(self.final_layer_norm(x)))
 
 
@@ -131,12 +129,17 @@ class Encoder(nn.Module):
         self.layer_norm = nn.LayerNorm(cfg.d_model)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor) -> list[Tensor]:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> list[Tensor]:
+        """``mask`` (batch, frames) bool: True on real frames; None when every frame is real."""
+        key_mask = None
+        if mask is not None:
+            x = x * mask[:, :, None].to(x.dtype)  # the position convolution sees zeros past the end, as alone
+            key_mask = mask[:, None, None, :]
         x = x + F.gelu(self.pos_conv(x.transpose(1, 2))).transpose(1, 2)
         x = self.dropout(x)
         states = [x]
         for i, layer in enumerate(self.layers):
-            x = layer(x)
+            x = layer(x, key_mask)
             states.append(self.layer_norm(x) if i == len(self.layers) - 1 else x)
         return states
 
@@ -167,8 +170,36 @@ class BuiltinBackbone(nn.Module):
     def num_hidden_states(self) -> int:
         return self.config.num_layers + 1
 
-    def forward(self, feats: Tensor) -> list[Tensor]:
+    def frame_lengths(self, lengths: Tensor) -> Tensor:
+        """Hidden-state frames of inputs of ``lengths`` fbank frames."""
+        s = self.config.subsample
+        return (lengths + 2 - 3) // s + 1
+
+    def forward(self, feats: Tensor, lengths: Tensor | None = None) -> list[Tensor]:
+        """fbank (batch, frames, n_mels); ``lengths``: real frames of each row of a zero-padded batch."""
         if feats.dim() != 3 or feats.shape[-1] != self.config.n_mels:
             raise ValueError(f"expected fbank of shape (batch, frames, {self.config.n_mels}), got {tuple(feats.shape)}")
-        x = self.feature_extractor(feats.transpose(1, 2)).transpose(1, 2)
-        return self.encoder(self.feature_projection(x))
+        if lengths is None:
+            x = self.feature_extractor(feats.transpose(1, 2)).transpose(1, 2)
+            return self.encoder(self.feature_projection(x))
+        lengths = lengths.to(feats.device)
+        t_in = torch.arange(feats.shape[1], device=feats.device)
+        x = (feats * (t_in[None, :] < lengths[:, None])[:, :, None].to(feats.dtype)).transpose(1, 2)
+        conv1, act1, conv2, act2 = self.feature_extractor
+        x = act1(conv1(x))
+        mask = torch.arange(x.shape[2], device=x.device)[None, :] < self.frame_lengths(lengths)[:, None]
+        x = act2(conv2(x * mask[:, None, :].to(x.dtype))).transpose(1, 2)
+        return self.encoder(self.feature_projection(x), mask)
+
+
+def initial_backbone(cfg: BuiltinConfig, seed: int) -> BuiltinBackbone:
+    """The backbone exactly as the pretrain stage initialises it: ``torch.manual_seed(seed)``, then
+    :class:`BuiltinBackbone` (``cfg``), its parameters drawn first from the freshly seeded generator.
+
+    The pretrain stage builds its model with this function (the back-end is drawn after it), so
+    the svd stage can re-create the initialisation of a pre-trained ``final.pt`` from the seed
+    it records (``final.pt["init"]``) and measure how far pre-training moved the spectrum.
+    The result depends on the torch version's initialisers, which ``final.pt["init"]`` records too.
+    """
+    torch.manual_seed(seed)
+    return BuiltinBackbone(cfg)

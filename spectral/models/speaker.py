@@ -9,6 +9,8 @@ saved with ``torch.save`` and read with ``weights_only=True``::
                 "ssl_config": transformers config dict (SSL backbones) or None},
      "speakers": training speaker ids in head order, "system": system name,
      "adapters": the trained adapter tensors before merging (finetune only),
+     "init": {"function", "seed", "torch"}: how to re-create the initial backbone (pretrain only;
+             spectral.models.builtin.initial_backbone),
      "pretext": the masked-prediction head (pretrain with pretrain.objective masked only; its
                 "backend.*" and "head.*" are then the untrained, seeded initialisation)}
 """
@@ -16,13 +18,14 @@ saved with ``torch.save`` and read with ``weights_only=True``::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from spectral.settings import help_meta as _meta, strict_from_dict
 from spectral.errors import InputError
 from spectral.models.backend import AAMSoftmax, BackendConfig, SpeakerBackend
 from spectral.models.builtin import BuiltinBackbone, BuiltinConfig
@@ -30,10 +33,6 @@ from spectral.models.builtin import BuiltinBackbone, BuiltinConfig
 CHECKPOINT_FORMAT = "spectral-model/1"
 #: Backbone kinds: the built-in fbank Transformer and the transformers SSL models.
 BACKBONES: tuple[str, ...] = ("builtin", "wavlm", "hubert")
-
-
-def _meta(text: str) -> dict[str, str]:
-    return {"help": text}
 
 
 @dataclass
@@ -63,11 +62,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**dict(data))
+        return strict_from_dict(cls, data, "model")
 
     @property
     def input_kind(self) -> str:
@@ -84,9 +79,18 @@ class SpeakerModel(nn.Module):
         self.backend = SpeakerBackend(backbone.num_hidden_states, backbone.hidden_size, backend_cfg)
         self.head = AAMSoftmax(backend_cfg.embed_dim, num_classes, backend_cfg.margin, backend_cfg.loss_scale)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Input (fbank or waveform batch) -> (batch, embed_dim) embeddings."""
-        return self.backend(self.backbone(x))
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Input (fbank or waveform batch) -> (batch, embed_dim) embeddings.
+
+        ``lengths``: real frames (fbank) or samples (waveform) of each row of a zero-padded
+        batch; padding then changes no row's embedding (evaluation mode). None: no padding.
+        """
+        if lengths is None:
+            return self.backend(self.backbone(x))
+        states = self.backbone(x, lengths)
+        frames = self.backbone.frame_lengths(lengths.to(states[0].device))
+        mask = torch.arange(states[0].shape[1], device=states[0].device)[None, :] < frames[:, None]
+        return self.backend(states, mask[:, None, :])
 
 
 def adapter_root(model: SpeakerModel) -> nn.Module:
@@ -124,16 +128,55 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise InputError(path, f"cannot read the checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt or "config" not in ckpt:
         raise InputError(path, f"not a {CHECKPOINT_FORMAT} checkpoint (a final.pt of the pretrain or finetune stage)")
+    check_checkpoint_config(path, ckpt)
     return ckpt
+
+
+def _key_differences(saved: Any, expected: Mapping[str, Any], where: str) -> list[str]:
+    """Keys of ``expected`` (nested dicts) missing from ``saved`` or ``saved`` keys it lacks."""
+    if not isinstance(saved, Mapping):
+        return [f"{where} is a {type(saved).__name__}, not a mapping"]
+    out = [f"{where}.{k} missing" for k in sorted(set(expected) - set(saved))]
+    out += [f"{where}.{k} unknown" for k in sorted(set(saved) - set(expected))]
+    for key, value in expected.items():
+        if isinstance(value, Mapping) and key in saved:
+            out += _key_differences(saved[key], value, f"{where}.{key}")
+    return out
+
+
+def check_checkpoint_config(path: str | Path, ckpt: Mapping[str, Any]) -> tuple[ModelConfig, BackendConfig]:
+    """The model and back-end settings a checkpoint was written with, checked key by key.
+
+    A checkpoint must say exactly how its model was built: a missing key (which would take
+    today's default, perhaps not the one it was trained with) or an unknown one is an
+    :class:`InputError` naming the file and the keys, as is a bad value or no speaker list.
+    """
+    config = ckpt.get("config")
+    if not isinstance(config, Mapping):
+        raise InputError(path, "its 'config' is not a mapping of settings")
+    problems = []
+    for section, expected in (("model", ModelConfig().to_dict()), ("backend", BackendConfig().to_dict())):
+        problems += _key_differences(config.get(section, None), expected, f"config.{section}") if section in config \
+            else [f"config.{section} missing"]
+    if not isinstance(ckpt.get("speakers"), (list, tuple)):
+        problems.append("speakers (the list of training speakers) missing")
+    if problems:
+        raise InputError(path, "checkpoint config does not match this version's settings: " + "; ".join(problems))
+    try:
+        return ModelConfig.from_dict(config["model"]), BackendConfig.from_dict(config["backend"])
+    except (TypeError, ValueError) as err:
+        raise InputError(path, f"checkpoint config holds a bad value: {err}") from None
 
 
 def load_model_checkpoint(path: str | Path) -> tuple[SpeakerModel, dict[str, Any]]:
     """Rebuild the (merged) SpeakerModel a ``final.pt`` holds; return (model in eval mode, checkpoint)."""
     ckpt = read_checkpoint(path)
-    config = ckpt["config"]
-    model_cfg = ModelConfig.from_dict(config["model"])
-    backbone = build_backbone(model_cfg, ssl_config=config.get("ssl_config"))
-    model = SpeakerModel(backbone, BackendConfig.from_dict(config["backend"]), len(ckpt["speakers"]))
+    model_cfg, backend_cfg = check_checkpoint_config(path, ckpt)
+    try:
+        backbone = build_backbone(model_cfg, ssl_config=ckpt["config"].get("ssl_config"))
+    except (TypeError, ValueError, KeyError) as err:
+        raise InputError(path, f"cannot rebuild the backbone its config describes ({err})") from None
+    model = SpeakerModel(backbone, backend_cfg, len(ckpt["speakers"]))
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as err:

@@ -11,8 +11,12 @@ q_proj``) are those the svd stage reads from the same directory. WavLM's attenti
 :func:`call_projections` rebinds that attention to call ``q_proj``, ``k_proj``, ``v_proj``
 and ``out_proj`` as modules, computing the same function. The model's own
 SpecAugment and layer drop are switched off: masking is the data pipeline's job, and
-dropping layers at random breaks resumable, deterministic training. Reads the model
-directory only.
+dropping layers at random breaks resumable, deterministic training. With ``lengths`` (real
+samples of each row of a zero-padded batch) the waveform is normalised over its real samples
+and the transformers attention mask keeps padding out of every layer; the group-normalised
+first convolution of the Base-size models (``feat_extract_norm: group``, whose statistics
+span the whole time axis) counts real frames only (:class:`LengthAwareGroupNorm`), so each
+row comes out as it would alone. Reads the model directory only.
 """
 
 from __future__ import annotations
@@ -53,13 +57,75 @@ class SSLBackbone(nn.Module):
     def num_hidden_states(self) -> int:
         return int(self.model.config.num_hidden_layers) + 1
 
-    def forward(self, wave: Tensor) -> list[Tensor]:
+    def frame_lengths(self, lengths: Tensor) -> Tensor:
+        """Hidden-state frames of inputs of ``lengths`` samples (the convolutional front end's arithmetic)."""
+        out = lengths
+        for kernel, stride in zip(self.model.config.conv_kernel, self.model.config.conv_stride):
+            out = torch.div(out - kernel, stride, rounding_mode="floor") + 1
+        return out
+
+    def forward(self, wave: Tensor, lengths: Tensor | None = None) -> list[Tensor]:
+        """waveform (batch, samples); ``lengths``: real samples of each row of a zero-padded batch."""
         if wave.dim() != 2:
             raise ValueError(f"expected waveform of shape (batch, samples), got {tuple(wave.shape)}")
-        # zero mean, unit variance per utterance, as Wav2Vec2FeatureExtractor(do_normalize=True)
-        wave = (wave - wave.mean(dim=1, keepdim=True)) / torch.sqrt(wave.var(dim=1, keepdim=True) + 1e-7)
-        out = self.model(wave, output_hidden_states=True, return_dict=True)
+        if lengths is None:
+            # zero mean, unit variance per utterance, as Wav2Vec2FeatureExtractor(do_normalize=True)
+            wave = (wave - wave.mean(dim=1, keepdim=True)) / torch.sqrt(wave.var(dim=1, keepdim=True) + 1e-7)
+            out = self.model(wave, output_hidden_states=True, return_dict=True)
+            return list(out.hidden_states)
+        lengths = lengths.to(wave.device)
+        real = torch.arange(wave.shape[1], device=wave.device)[None, :] < lengths[:, None]
+        m = real.to(wave.dtype)
+        n = lengths.to(wave.dtype)[:, None]
+        mean = (wave * m).sum(dim=1, keepdim=True) / n
+        var = (((wave - mean) * m) ** 2).sum(dim=1, keepdim=True) / (n - 1).clamp(min=1)
+        wave = (wave - mean) / torch.sqrt(var + 1e-7) * m
+        norms = [mod for mod in self.model.modules() if isinstance(mod, LengthAwareGroupNorm)]
+        first = self.model.config.conv_kernel[0], self.model.config.conv_stride[0]
+        for norm in norms:
+            norm.lengths = torch.div(lengths - first[0], first[1], rounding_mode="floor") + 1
+        try:
+            out = self.model(wave, attention_mask=real.long(), output_hidden_states=True, return_dict=True)
+        finally:
+            for norm in norms:
+                norm.lengths = None
         return list(out.hidden_states)
+
+
+class LengthAwareGroupNorm(nn.GroupNorm):
+    """``nn.GroupNorm`` over (batch, channels, frames) whose statistics, while ``lengths`` is set,
+    span each row's first ``lengths[row]`` frames only (the rest is padding); same parameters."""
+
+    lengths: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.lengths is None:
+            return super().forward(x)
+        b, c, t = x.shape
+        g = self.num_groups
+        means, rstds = [], []
+        for row, n in enumerate(self.lengths.tolist()):  # statistics of each row's real frames, natively
+            var, mean = torch.var_mean(x[row, :, : int(n)].reshape(g, -1), dim=1, unbiased=False)
+            means.append(mean)
+            rstds.append(torch.rsqrt(var + self.eps))
+        mean = torch.stack(means).repeat_interleave(c // g, dim=1)  # (b, c)
+        scale = torch.stack(rstds).repeat_interleave(c // g, dim=1)
+        if self.affine:
+            scale = scale * self.weight[None, :]
+            shift = self.bias[None, :] - mean * scale
+        else:
+            shift = -mean * scale
+        return torch.addcmul(shift[:, :, None], x, scale[:, :, None])  # one pass: x * scale + shift
+
+
+def _length_aware_group_norms(model: nn.Module) -> int:
+    """Turn every ``nn.GroupNorm`` of ``model`` into a :class:`LengthAwareGroupNorm` (same weights)."""
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, nn.GroupNorm) and not isinstance(module, LengthAwareGroupNorm):
+            module.__class__ = LengthAwareGroupNorm
+            changed += 1
+    return changed
 
 
 def _attention_through_modules(
@@ -130,6 +196,7 @@ def load_ssl_backbone(path: str | Path, kind: str) -> SSLBackbone:
     except Exception as err:
         raise InputError(path, f"cannot load the {kind} model ({type(err).__name__}: {err})") from None
     call_projections(model)
+    _length_aware_group_norms(model)
     return SSLBackbone(model, kind)
 
 
@@ -144,4 +211,5 @@ def ssl_backbone_from_config(config: dict, kind: str) -> SSLBackbone:
     cfg.layerdrop = 0.0
     model = getattr(transformers, class_name)(cfg)
     call_projections(model)
+    _length_aware_group_norms(model)
     return SSLBackbone(model, kind)

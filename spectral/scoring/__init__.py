@@ -11,7 +11,7 @@ Modules:
   mean subtraction, AS-norm and enrollment averaging (``spectral-score``).
 - :mod:`spectral.scoring.embeddings` reads kaldiio embeddings and writes per-speaker means
   (``spk_xvector.{ark,scp}``), used by the embed stage for cohorts.
-- :mod:`spectral.scoring.cli` sends log messages of the command lines to stderr.
+- :mod:`spectral.logutil` (shared by every command) sends log messages and errors to stderr.
 - :mod:`spectral.scoring.report` writes the metrics json, the DET plot and
   ``results/vox1_eer.txt`` (``spectral-report``).
 """

@@ -38,17 +38,18 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import logging
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from spectral.errors import InputError
+from spectral.atomic import atomic_path, atomic_write_text
+from spectral.errors import InputError, read_utf8
 from spectral.logutil import log_invocation, run_main
 from spectral.scoring import bootstrap
 from spectral.scoring.textfiles import InputFormatError, read_trials
@@ -70,9 +71,11 @@ class Run:
 
 def _read_metrics(path: Path) -> tuple[str, float, float]:
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, "missing (run the metrics stage of this system first)") from None
+        data = json.loads(read_utf8(path))
+    except InputError as err:
+        if not path.exists():
+            raise InputError(path, "missing (run the metrics stage of this system first)") from None
+        raise err
     except (OSError, ValueError) as err:
         raise InputError(path, f"not a metrics file ({err})") from None
     try:
@@ -83,11 +86,9 @@ def _read_metrics(path: Path) -> tuple[str, float, float]:
 
 def _read_train_log(path: Path) -> tuple[int, float]:
     """(trainable parameters, total training seconds) of a train_log.tsv."""
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f, delimiter="\t"))
-    except FileNotFoundError:
-        raise InputError(path, "missing (run the finetune stage of this system first)") from None
+    if not path.is_file():
+        raise InputError(path, "missing (run the finetune stage of this system first)")
+    rows = list(csv.DictReader(io.StringIO(read_utf8(path), newline=""), delimiter="\t"))
     if not rows:
         raise InputError(path, "holds no epochs")
     try:
@@ -139,7 +140,7 @@ def write_tsv(runs: list[Run], trials: list[str], path: Path) -> None:
         row = [r.label, str(r.seed), r.system, str(r.trainable), f"{r.seconds:.1f}"]
         row += [f"{v:.4f}" for t in trials for v in (r.eer[t], r.min_dcf[t])]
         lines.append("\t".join(row))
-    _atomic_write(path, "\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def _delta(runs: list[Run], ref: list[Run], trial: str) -> str:
@@ -319,16 +320,9 @@ def plot(runs: list[Run], trials: list[str], path: Path, title: str, iv: Interva
         ax.grid(axis="y", alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -352,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="labels every method is also compared with, beside --reference (those present)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates")
     p.add_argument("--bootstrap-seed", type=int, default=1, help="seed of the speaker draws")
+    p.add_argument("--drift", action="store_true",
+                   help="also read exp/<system>/drift/drift.json of every run: a drift section in comparison.md "
+                   "and comparison_drift.png (spectral.scoring.drift_summary)")
     return p
 
 
@@ -373,6 +370,8 @@ def compare(args: argparse.Namespace) -> Path:
     files = dict(args.trials_file)
     iv = None
     md = markdown(runs, args.trials, reference, args.title, args.note)
+    # spectral drift of every run (spectral/scoring/drift_summary.py), read before anything is written
+    drift_md = _drift_section(args.run, args.title, out) if getattr(args, "drift", False) else ""
     if files:
         missing = [t for t in args.trials if t not in files]
         if missing:
@@ -384,12 +383,22 @@ def compare(args: argparse.Namespace) -> Path:
         rows = interval_rows(runs, args.trials, iv, list(dict.fromkeys(against)))
         md += "\n".join(intervals_markdown(rows, iv)) + "\n"
         cols = ["trials", "method", "against", "d_eer", "d_eer_lo", "d_eer_hi", "d_min_dcf", "d_min_dcf_lo", "d_min_dcf_hi"]
-        _atomic_write(out / "comparison_intervals.tsv",
+        atomic_write_text(out / "comparison_intervals.tsv",
                       "\n".join(["\t".join(cols)] + ["\t".join(r[c] for c in cols) for r in rows]) + "\n")
+    md += drift_md
     write_tsv(runs, args.trials, out / "comparison.tsv")
-    _atomic_write(out / "comparison.md", md)
+    atomic_write_text(out / "comparison.md", md)
     plot(runs, args.trials, out / "comparison.png", args.title, iv, reference)
     return out / "comparison.md"
+
+
+def _drift_section(run_args: list[list[str]], title: str, out: Path) -> str:
+    """The drift section of comparison.md; writes comparison_drift.png (spectral.scoring.drift_summary)."""
+    from spectral.scoring.drift_summary import drift_section, load_drifts, plot_drift_map
+
+    drifts = load_drifts([(label, int(seed), exp_dir) for label, seed, exp_dir in run_args])
+    plot_drift_map(drifts, out / "comparison_drift.png", f"{title}\nshare of ||ΔW||² outside both top-k subspaces")
+    return "\n" + drift_section(drifts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -32,7 +31,8 @@ import kaldiio
 import numpy as np
 from tqdm import tqdm
 
-from spectral.scoring.cli import setup_logging
+from spectral.atomic import atomic_paths
+from spectral.logutil import log_command, run_main
 from spectral.scoring.textfiles import (
     InputFormatError,
     atomic_write_text,
@@ -127,18 +127,13 @@ def speaker_means(embeddings: dict[str, np.ndarray], spk2utt: dict[str, list[str
     return out
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp.{os.getpid()}")
-
-
 def write_embeddings(vectors: dict[str, np.ndarray], ark: str | Path, scp: str | Path) -> None:
     """Write key -> vector as float32 kaldiio ``ark`` + ``scp``, atomically.
 
     The scp points at ``ark`` exactly as given (relative paths stay relative).
     """
     ark, scp = Path(ark), Path(scp)
-    tmp_ark, tmp_scp = _tmp_name(ark), _tmp_name(scp)
-    try:
+    with atomic_paths(ark, scp) as (tmp_ark, tmp_scp):
         kaldiio.save_ark(str(tmp_ark), {k: np.asarray(v, dtype=np.float32) for k, v in vectors.items()},
                          scp=str(tmp_scp))
         lines = []
@@ -147,11 +142,7 @@ def write_embeddings(vectors: dict[str, np.ndarray], ark: str | Path, scp: str |
             offset = value.rsplit(":", 1)[1]
             lines.append(f"{key} {ark}:{offset}\n")
         tmp_scp.write_text("".join(lines))
-        os.replace(tmp_ark, ark)
-        os.replace(tmp_scp, scp)
-    finally:
-        for tmp in (tmp_ark, tmp_scp):
-            tmp.unlink(missing_ok=True)
+        scp.unlink(missing_ok=True)  # the old scp must never point into the new ark
 
 
 def write_speaker_means(xvector_scp: str | Path, out_dir: str | Path,
@@ -192,13 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("xvector_scp", help="utterance embeddings (kaldiio scp)")
     parser.add_argument("out_dir", help="where spk_xvector.{ark,scp} and num_utts go")
     args = parser.parse_args(argv)
-    setup_logging(parser.prog, sys.argv[1:] if argv is None else list(argv))
-    try:
-        write_speaker_means(args.xvector_scp, args.out_dir, args.spk2utt, args.utt2spk)
-    except InputFormatError as err:
-        log.error("%s", err)
-        return 1
-    return 0
+    log_command(parser.prog, argv)
+    return run_main(parser.prog, lambda: write_speaker_means(args.xvector_scp, args.out_dir, args.spk2utt, args.utt2spk))
 
 
 if __name__ == "__main__":

@@ -51,11 +51,14 @@ Example::
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import dataclass
 
 import numpy as np
 
+from spectral.errors import InputError
+from spectral.logutil import run_main
 from spectral.scoring.textfiles import (
     InputFormatError,
     display_name,
@@ -308,7 +311,11 @@ def evaluate(scores: np.ndarray, is_target: np.ndarray, p_targets: tuple[float, 
 
 
 def _check_costs(p_target: float, c_miss: float, c_fa: float) -> None:
-    # The same checks as compute_min_dcf.py's CheckArgs.
+    # The same checks as compute_min_dcf.py's CheckArgs, and (unlike Kaldi, which prints
+    # nan) NaN and infinite costs refused: no detection cost can be computed from them.
+    for name, value in (("c-fa", c_fa), ("c-miss", c_miss), ("p-target", p_target)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
     if c_fa <= 0:
         raise ValueError(f"c-fa must be greater than 0, got {c_fa!r}")
     if c_miss <= 0:
@@ -426,19 +433,18 @@ def compute_eer_main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _log_command(parser.prog, argv)
     args = parser.parse_args(argv)
-    try:
+
+    def work() -> None:
         scores, is_target = read_labelled_scores(args.scores)
         if not is_target.any():
             raise InputFormatError(f"{display_name(args.scores)}: no target scores seen")
         if is_target.all():
             raise InputFormatError(f"{display_name(args.scores)}: no non-target scores seen")
         eer, threshold = compute_eer(scores[is_target], scores[~is_target])
-    except (InputFormatError, ValueError) as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
-        return 1
-    print(format_eer_line(eer, threshold), file=sys.stderr)
-    print(format_eer_stdout(eer))
-    return 0
+        print(format_eer_line(eer, threshold), file=sys.stderr)
+        print(format_eer_stdout(eer))
+
+    return run_main(parser.prog, work, errors=(ValueError,))
 
 
 def compute_min_dcf_main(argv: list[str] | None = None) -> int:
@@ -462,8 +468,12 @@ def compute_min_dcf_main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _log_command(parser.prog, argv)
     args = parser.parse_args(argv)
-    try:
-        _check_costs(args.p_target, args.c_miss, args.c_fa)
+
+    def work() -> None:
+        try:
+            _check_costs(args.p_target, args.c_miss, args.c_fa)
+        except ValueError as err:
+            raise InputError("command line", str(err)) from None
         trials = read_trials(args.trials)
         scored = read_pair_scores(args.scores)
         is_target = label_scores(scored, trials)
@@ -473,10 +483,8 @@ def compute_min_dcf_main(argv: list[str] | None = None) -> int:
             raise InputFormatError(f"{args.scores}: no scored pair is a non-target trial")
         min_dcf, threshold = compute_min_dcf(scored.scores, is_target, args.p_target,
                                              args.c_miss, args.c_fa)
-    except (InputFormatError, ValueError) as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
-        return 1
-    print(format_min_dcf_stdout(min_dcf))
-    print(format_min_dcf_line(min_dcf, threshold, args.p_target, args.c_miss, args.c_fa),
-          file=sys.stderr)
-    return 0
+        print(format_min_dcf_stdout(min_dcf))
+        print(format_min_dcf_line(min_dcf, threshold, args.p_target, args.c_miss, args.c_fa),
+              file=sys.stderr)
+
+    return run_main(parser.prog, work, errors=(ValueError,))

@@ -44,7 +44,6 @@ import argparse
 import io
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -56,7 +55,8 @@ from spectral.scoring.metrics import (
     format_eer_line,
     format_min_dcf_line,
 )
-from spectral.scoring.cli import setup_logging
+from spectral.atomic import atomic_write_bytes
+from spectral.logutil import log_command, run_main
 from spectral.scoring.textfiles import (
     InputFormatError,
     atomic_write_text,
@@ -179,13 +179,7 @@ def plot_det(ev: Evaluation, path: str | Path, title: str) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    try:
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def write_report(system: str, lists: list[tuple[str, str, str]], out_dir: str | Path | None = None,
@@ -236,10 +230,6 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: the score file's folder)")
     parser.add_argument("--results", help="results text file, e.g. results/vox1_eer.txt")
     args = parser.parse_args(argv)
-    setup_logging(parser.prog, sys.argv[1:] if argv is None else list(argv))
-    try:
-        write_report(args.system, [tuple(x) for x in args.lists], args.out_dir, args.results)
-    except (InputFormatError, ValueError) as err:
-        log.error("%s", err)
-        return 1
-    return 0
+    log_command(parser.prog, argv)
+    return run_main(parser.prog, lambda: write_report(args.system, [tuple(x) for x in args.lists],
+                                                      args.out_dir, args.results), errors=(ValueError,))

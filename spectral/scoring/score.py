@@ -40,8 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
+from spectral.errors import InputError
 from spectral.scoring.embeddings import embedding_mean, read_embeddings, speaker_means
-from spectral.scoring.cli import setup_logging
+from spectral.logutil import log_command, run_main
 from spectral.scoring.textfiles import (
     InputFormatError,
     Trials,
@@ -230,20 +231,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top-n", type=int, default=300, help="cohort scores kept per side in AS-norm")
     parser.add_argument("--enroll-map", help="'model utt1 utt2 ...' lines: enroll ids of the "
                         "trials are models, embedded as the mean of their utterances")
+    parser.add_argument("--checkpoint", help="the final.pt the embeddings come from; with --train-data-dir, "
+                        "scoring is refused unless it was trained on that training set")
+    parser.add_argument("--train-data-dir", help="Kaldi directory of the configured training set "
+                        "(data/<train set>), checked against --checkpoint's record")
     parser.add_argument("xvector_scp", help="embeddings of the utterances of the trials")
     parser.add_argument("trials", help="lines 'enroll test target|nontarget'")
     parser.add_argument("scores", help="output: lines 'enroll test score'")
     args = parser.parse_args(argv)
-    setup_logging(parser.prog, sys.argv[1:] if argv is None else list(argv))
-    try:
+    if bool(args.checkpoint) != bool(args.train_data_dir):
+        parser.error("--checkpoint and --train-data-dir go together")
+    log_command(parser.prog, argv)
+
+    def work() -> None:
+        if args.checkpoint:
+            from spectral.train.trainset import check_trained_on, read_checkpoint_record
+
+            check_trained_on(read_checkpoint_record(args.checkpoint), args.checkpoint, args.train_data_dir)
         trials = read_trials(args.trials)
         scores = score_trials(args.xvector_scp, trials, mean_scp=args.mean_scp,
                               cohort_scp=args.cohort_scp, top_n=args.top_n,
                               enroll_map=args.enroll_map)
-    except (InputFormatError, ValueError) as err:
-        log.error("%s", err)
-        return 1
-    Path(args.scores).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.scores, format_scores(trials, scores))
-    log.info("wrote %d scores to %s", len(trials), args.scores)
-    return 0
+        atomic_write_text(args.scores, format_scores(trials, scores))
+        log.info("wrote %d scores to %s", len(trials), args.scores)
+
+    return run_main(parser.prog, work, errors=(ValueError,))

@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
-from spectral.errors import InputError
+from spectral.atomic import atomic_write_text
+from spectral.errors import InputError, read_utf8
 from spectral.logutil import log_invocation, run_main
 
 
@@ -64,7 +64,7 @@ def format_tsv(rows: list[dict], dev_trials: str) -> str:
 def read_selection(path: str | Path) -> dict[str, float]:
     """label -> chosen backbone_lr_scale of an ``lr_selection.tsv``."""
     chosen = {}
-    text = Path(path).read_text(encoding="utf-8").splitlines()
+    text = read_utf8(path).splitlines()
     for i, line in enumerate(text[1:], start=2):
         f = line.split("\t")
         if len(f) < 5:
@@ -105,10 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append((label, v, exp_dir))
         rows = select(runs, args.dev_trials)
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(format_tsv(rows, args.dev_trials))
-        os.replace(tmp, out)
+        atomic_write_text(out, format_tsv(rows, args.dev_trials))
         for r in rows:
             if r["chosen"]:
                 print(f"spectral-select-lr: {r['label']}: backbone_lr_scale {r['value']:g} "

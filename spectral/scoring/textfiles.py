@@ -18,19 +18,21 @@ accepted as Kaldi accepts them.
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from spectral.atomic import atomic_write_text  # noqa: F401  (re-exported for the score stage)
+from spectral.errors import InputError, decode_error, read_utf8
+
 TARGET = "target"
 NONTARGET = "nontarget"
 
 
-class InputFormatError(ValueError):
-    """A bad input file or line; the message names the file and the line."""
+#: The one error type of every stage (:class:`spectral.errors.InputError`), under its old name.
+InputFormatError = InputError
 
 
 def display_name(path: str | Path) -> str:
@@ -41,29 +43,15 @@ def display_name(path: str | Path) -> str:
 def read_text(path: str | Path) -> str:
     """Return the whole text of ``path`` (``-`` reads standard input).
 
-    Raises :class:`InputFormatError` when the file does not exist or is not UTF-8.
+    Raises :class:`InputError` when the file does not exist or is not UTF-8 (naming the line).
     """
     if str(path) == "-":
-        return sys.stdin.read()
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputFormatError(f"{path}: no such file") from None
-    except UnicodeDecodeError as err:
-        raise InputFormatError(f"{path}: not UTF-8 text ({err})") from None
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a
-    rename, so a killed writer never leaves a file that looks complete."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise decode_error(display_name(path), data, err) from None
+    return read_utf8(path)
 
 
 def _lines(text: str) -> list[str]:

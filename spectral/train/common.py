@@ -11,23 +11,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from collections.abc import Callable
 
 import torch
 
 from spectral.logutil import log_invocation, run_main
 from spectral.train.config import RunConfig, apply_overrides, load_config_arg, resolve_config
-from spectral.train.loop import TrainingStopped
+from spectral.errors import InputError
 
 log = logging.getLogger("spectral.train")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """--config, --set, --noise-dir, --rir-dir, --noise-manifest, --rir-manifest, --no-progress."""
+    """--config, --set, --noise-dir, --rir-dir, --noise-manifest, --rir-manifest, --precision, --num-workers, --no-progress."""
     parser.add_argument(
         "--config", default=None,
         help="settings: a YAML/JSON file laid out like conf/config.yaml (sections model, backend, adapter, "
-             "pretrain, finetune, augment; others are ignored) or an inline JSON object",
+             "pretrain, finetune, augment, each laid over the defaults, and data, which the workflow adds; the "
+             "pipeline's other sections are ignored, unknown ones refused) or an inline JSON object",
     )
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one setting (value parsed as YAML); repeatable")
@@ -39,16 +41,37 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the augment stage's noise recordings (lhotse .jsonl.gz); used instead of augment.noise_dir")
     parser.add_argument("--rir-manifest", default=None,
                         help="the augment stage's RIR recordings (lhotse .jsonl.gz); used instead of augment.rir_dir")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
+                        help="autocast precision of this stage (overrides <stage>.precision; fp16 adds a gradient scaler)")
+    parser.add_argument("--num-workers", type=int, default=None, metavar="N",
+                        help="DataLoader workers reading crops (overrides <stage>.num_workers; the crops do not change)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RunConfig:
-    """The checked settings of ``args``; a bad value ends the program with parser.error (status 2)."""
+def resolve(parser: argparse.ArgumentParser, args: argparse.Namespace, section: str | None = None) -> RunConfig:
+    """The checked settings of ``args``, every section laid over the pipeline's defaults.
+
+    ``section`` (pretrain or finetune): where ``--precision`` and ``--num-workers`` go.
+    A config file that cannot be read (missing, not UTF-8, a YAML syntax error) ends the
+    program with ``<prog>: error: <file>:<line>: ...`` and status 1; a bad or inconsistent
+    value with parser.error (status 2), naming the config file it came from.
+    """
+    overrides = list(args.overrides)
+    if section is not None:
+        if getattr(args, "precision", None) is not None:
+            overrides.append(f"{section}.precision={args.precision}")
+        if getattr(args, "num_workers", None) is not None:
+            overrides.append(f"{section}.num_workers={args.num_workers}")
     try:
-        data = apply_overrides(load_config_arg(args.config), args.overrides)
-        cfg = resolve_config(data)
-    except (ValueError, json.JSONDecodeError) as err:
-        parser.error(str(err))
+        data = load_config_arg(args.config)
+    except InputError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    try:
+        cfg = resolve_config(apply_overrides(data, overrides))
+    except (ValueError, TypeError) as err:
+        where = f"{args.config}: " if args.config and not args.config.lstrip().startswith("{") else ""
+        parser.error(f"{where}{err}")
     if args.noise_dir:
         cfg.augment.noise_dir = args.noise_dir
     if args.rir_dir:
@@ -71,7 +94,19 @@ def set_threads(threads: int) -> None:
 
 
 def run_stage(prog: str, work: Callable[[], object]) -> int:
-    """Run ``work``: bad input or a stopped run become ``<prog>: error: ...`` and status 1."""
-    from spectral.svd import SvdError
+    """Run ``work``: bad input or a stopped run (:class:`TrainingStopped`, an InputError)
+    become ``<prog>: error: ...`` and status 1."""
+    return run_main(prog, work)
 
-    return run_main(prog, work, errors=(TrainingStopped, SvdError))
+
+def check_feature_dim(data, n_mels: int) -> None:
+    """Refuse fbank features of another dimension than the builtin backbone's input
+    (``model.builtin.n_mels``) before any work, naming feats.scp (``data``: a SpeakerData)."""
+    first = next(iter(data.feats), None) if getattr(data, "feats", None) else None
+    if first is None:
+        return
+    bins = data._load_fbank(first).shape[1]
+    if bins != n_mels:
+        raise InputError(data.data_dir / "feats.scp", f"holds {bins}-dimensional fbank features, but "
+                                                      f"model.builtin.n_mels is {n_mels}: set features.num_mel_bins "
+                                                      f"and model.builtin.n_mels alike and rerun the features stage")

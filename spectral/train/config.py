@@ -4,12 +4,15 @@ The pipeline config (``conf/config.yaml``, schema ``conf/config.schema.yaml``) h
 section per dataclass here: ``model`` (:class:`~spectral.models.ModelConfig`), ``backend``
 (:class:`~spectral.models.BackendConfig`), ``adapter``
 (:class:`~spectral.adapters.AdapterConfig`), ``pretrain`` and ``finetune``
-(:class:`TrainConfig` each) and ``augment`` (:class:`AugmentConfig`). Every value is checked
-when the config is built, before any work; unknown keys are an error naming them.
+(:class:`TrainConfig` each) and ``augment`` (:class:`AugmentConfig`); the workflow adds
+``data`` (:class:`DataConfig`: the corpus and training set, from ``corpus`` and the corpus's
+rule file). Every value is checked when the config is built, before any work; unknown keys
+are an error naming them.
 
-A *system* is backbone + adapter method + its hyper-parameters + seed; :func:`system_name`
-derives its ``exp/`` folder name from them, e.g. ``builtin_spectralft_k64_r4_s1_3f9c2a1e``
-(the last part hashes every remaining setting), so two configurations never share a folder.
+A *system* is backbone + the data it was trained on + adapter method + its hyper-parameters +
+seed; :func:`system_name` derives its ``exp/`` folder name from them, e.g.
+``builtin_spectralft_k64_r4_s1_3f9c2a1e`` (the last part hashes every remaining setting,
+the training data included), so two configurations, or two corpora, never share a folder.
 """
 
 from __future__ import annotations
@@ -18,16 +21,19 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spectral.settings import help_meta as _meta, strict_from_dict
 from spectral.adapters import AdapterConfig
 from spectral.adapters.config import IGNORED_FIELDS, SPECTRAL_METHODS
 from spectral.augment import MUSAN_PARTS, RIRS_PARTS
+from spectral.errors import InputError, read_utf8
 from spectral.models import BackendConfig, ModelConfig
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+PRECISIONS = ("fp32", "bf16", "fp16")  # as spectral.train.precision.PRECISIONS
 DEVICES = ("auto", "cpu", "cuda")
 #: Pre-training objectives of the builtin backbone (TrainConfig.objective).
 OBJECTIVES = ("speaker", "masked")
@@ -37,16 +43,8 @@ OBJECTIVES = ("speaker", "masked")
 OBJECTIVE_FIELDS = ("objective", "mask_prob", "mask_span")
 
 
-def _meta(text: str) -> dict[str, str]:
-    return {"help": text}
-
-
 def _from_dict(cls, data: Mapping[str, Any], section: str):
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown {section} key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return cls(**dict(data))
+    return strict_from_dict(cls, data, section)
 
 
 def _check_int(section: str, name: str, value: Any, minimum: int) -> None:
@@ -125,6 +123,14 @@ class TrainConfig:
     device: str = field(default="auto", metadata=_meta("auto (cuda when available), cpu or cuda."))
     distributed: bool = field(
         default=False, metadata=_meta("Use DistributedDataParallel when started by torchrun (WORLD_SIZE > 1): gloo on CPU, nccl on GPU."))
+    precision: str = field(
+        default="fp32",
+        metadata=_meta("fp32, bf16 or fp16: autocast precision of backbone and back-end (weights, SVD factors and the "
+                       "adapted weight stay float32; fp16 adds a gradient scaler that skips overflowing steps)."))
+    num_workers: int = field(
+        default=0,
+        metadata=_meta("DataLoader worker processes reading and augmenting crops ahead of the step (0: in the training "
+                       "process); crops are the same for any value, so resuming stays exact."))
 
     def __post_init__(self) -> None:
         s = "train"
@@ -167,6 +173,9 @@ class TrainConfig:
             raise ValueError(f"{s}.init_backend must be true or false, got {self.init_backend!r}")
         if not isinstance(self.distributed, bool):
             raise ValueError(f"{s}.distributed must be true or false, got {self.distributed!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"{s}.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        _check_int(s, "num_workers", self.num_workers, 0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -251,6 +260,40 @@ def effective_train_dict(tcfg: TrainConfig) -> dict[str, Any]:
     return d
 
 
+@dataclass
+class DataConfig:
+    """What fine-tuning trains on: corpus and training set. Part of the system's identity; the
+    workflow fills it in (``add_system`` in steps/rules/common.smk), a bare command line may leave it empty."""
+
+    corpus: str | None = field(default=None, metadata=_meta("corpus.name: embedded, vox1 or cnceleb1."))
+    root: str | None = field(default=None, metadata=_meta("corpus.root: the corpus directory, as configured."))
+    train_set: str | None = field(default=None, metadata=_meta("The training set's name (data/<train_set>/), e.g. vox1_dev."))
+    speakers: str | None = field(
+        default=None,
+        metadata=_meta("Digest of the training speakers (spectral.train.trainset.speakers_digest) read from the "
+                       "corpus's own speaker list when the workflow starts; null where it cannot be read then "
+                       "(the embedded corpus, generated by the workflow: its settings are in source)."))
+    source: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=_meta("Any other setting that decides the training data, e.g. corpus.vox2_root, or the embedded "
+                       "corpus's generator settings."))
+
+    def __post_init__(self) -> None:
+        for name in ("corpus", "root", "train_set", "speakers"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"data.{name} must be a non-empty string or null, got {value!r}")
+        if not isinstance(self.source, dict):
+            raise ValueError(f"data.source must be a mapping, got {self.source!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DataConfig":
+        return _from_dict(cls, data, "data")
+
+
 #: Defaults of the pretrain section where they differ from TrainConfig's (sized for a 2-core CPU).
 PRETRAIN_DEFAULTS: dict[str, Any] = dict(
     epochs=6, steps_per_epoch=64, batch_size=32, crop_seconds=2.0, lr=1e-3, lr_decay=0.9, warmup_steps=40, grad_clip=5.0,
@@ -260,8 +303,8 @@ FINETUNE_DEFAULTS: dict[str, Any] = dict(
     epochs=3, steps_per_epoch=50, batch_size=32, crop_seconds=2.0, lr=2e-3, lr_decay=0.8, warmup_steps=10, grad_clip=5.0,
 )
 
-#: Sections of the pipeline config that the training stages read.
-SECTIONS = ("model", "backend", "adapter", "pretrain", "finetune", "augment")
+#: Sections of the pipeline config that the training stages read (``data`` the workflow adds).
+SECTIONS = ("model", "backend", "adapter", "pretrain", "finetune", "augment", "data")
 
 
 @dataclass
@@ -274,57 +317,180 @@ class RunConfig:
     pretrain: TrainConfig = field(default_factory=lambda: TrainConfig(**PRETRAIN_DEFAULTS))
     finetune: TrainConfig = field(default_factory=lambda: TrainConfig(**FINETUNE_DEFAULTS))
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    data: DataConfig = field(default_factory=DataConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name).to_dict() for name in SECTIONS}
 
 
-def resolve_config(data: Mapping[str, Any] | None) -> RunConfig:
-    """Build a :class:`RunConfig` from a pipeline config dict (other top-level sections are ignored).
+def _merged(defaults: Mapping[str, Any], data: Any, where: str) -> dict[str, Any]:
+    """``data`` laid over ``defaults``, nested sections merged key by key (a key given alone
+    keeps its siblings' defaults); a section that is not a mapping is a ValueError."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where} must be a mapping of settings, got {type(data).__name__} {data!r}")
+    out = dict(defaults)
+    for key, value in data.items():
+        if isinstance(out.get(key), Mapping) and isinstance(value, Mapping):
+            out[key] = _merged(out[key], value, f"{where}.{key}")
+        else:
+            out[key] = value
+    return out
 
-    Missing keys take the dataclass defaults; raises ValueError naming an unknown key or a bad value.
+
+def pipeline_sections() -> tuple[str, ...]:
+    """Top-level sections of the pipeline config: those ``conf/config.schema.yaml`` knows
+    (the training sections alone when the schema is not beside the package)."""
+    schema = Path(__file__).resolve().parents[2] / "conf" / "config.schema.yaml"
+    if not schema.is_file():
+        return SECTIONS
+    import yaml
+
+    return tuple(yaml.safe_load(schema.read_text(encoding="utf-8")).get("properties", {})) or SECTIONS
+
+
+def resolve_config(data: Mapping[str, Any] | None, features: Mapping[str, Any] | None = None) -> RunConfig:
+    """Build a :class:`RunConfig` from a pipeline config dict, every section given laid over
+    the defaults (those of ``conf/config.schema.yaml``, which a test keeps equal to these).
+
+    Other pipeline sections (corpus, features, ...) are ignored, a section the pipeline does
+    not know is refused; then the settings that must agree with each other are checked
+    (:func:`check_settings`, with ``features`` or the data's own ``features`` section).
+    Raises ValueError naming an unknown section or key or a bad value.
     """
     data = dict(data or {})
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        known = pipeline_sections()
+        bad = [s for s in unknown if s not in known]
+        if bad:
+            raise ValueError(f"unknown config section(s) {', '.join(map(repr, bad))}; known: {', '.join(known)}")
+    defaults = RunConfig().to_dict()
+    given = {s: _merged(defaults[s], data[s], s) for s in SECTIONS if s in data}
     cfg = RunConfig()
-    if "model" in data:
-        cfg.model = ModelConfig.from_dict(data["model"])
-    if "backend" in data:
-        cfg.backend = BackendConfig.from_dict(data["backend"])
-    if "adapter" in data:
-        cfg.adapter = AdapterConfig.from_dict(dict(data["adapter"]))
-    defaults = {"pretrain": PRETRAIN_DEFAULTS, "finetune": FINETUNE_DEFAULTS}
+    if "model" in given:
+        cfg.model = ModelConfig.from_dict(given["model"])
+    if "backend" in given:
+        cfg.backend = BackendConfig.from_dict(given["backend"])
+    if "adapter" in given:
+        cfg.adapter = AdapterConfig.from_dict(given["adapter"])
     for section in ("pretrain", "finetune"):
-        if section in data:
-            setattr(cfg, section, TrainConfig.from_dict({**defaults[section], **data[section]}, section))
-    if "augment" in data:
-        cfg.augment = AugmentConfig.from_dict(data["augment"])
+        if section in given:
+            setattr(cfg, section, TrainConfig.from_dict(given[section], section))
+    if "augment" in given:
+        cfg.augment = AugmentConfig.from_dict(given["augment"])
+    if "data" in given:
+        cfg.data = DataConfig.from_dict(given["data"])
+    check_settings(cfg, features if features is not None else data.get("features"))
     if cfg.finetune.objective != "speaker":
         raise ValueError(f"finetune.objective must be speaker (fine-tuning trains the speaker model), got "
                          f"{cfg.finetune.objective!r}; masked is an objective of the pretrain section")
     # a stage given only its own sections (pretrain: model, backend, pretrain, augment) is not checked here
-    if ("pretrain" in data and "finetune" in data and cfg.model.backbone == "builtin"
+    if ("pretrain" in given and "finetune" in given and cfg.model.backbone == "builtin"
             and cfg.pretrain.objective != "speaker" and cfg.finetune.init_backend):
         raise ValueError(f"pretrain.objective {cfg.pretrain.objective!r} trains no speaker back-end, so "
                          "finetune.init_backend must be false (the back-end then starts at random)")
     return cfg
 
 
+def _ssl_linear_shapes(path: str, backbone: str) -> dict[str, tuple[int, int]] | None:
+    """(out, in) of every nn.Linear of a WavLM/HuBERT model from its config.json, as
+    transformers names them; None when the directory holds no readable config.json."""
+    cfg_file = Path(path) / "config.json"
+    try:
+        c = json.loads(cfg_file.read_text(encoding="utf-8"))
+        hidden, inter, layers = int(c["hidden_size"]), int(c["intermediate_size"]), int(c["num_hidden_layers"])
+        heads, conv_out = int(c["num_attention_heads"]), int(list(c["conv_dim"])[-1])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    shapes = {"feature_projection.projection": (hidden, conv_out)}
+    for i in range(layers):
+        base = f"encoder.layers.{i}"
+        for proj in ("k_proj", "v_proj", "q_proj", "out_proj"):
+            shapes[f"{base}.attention.{proj}"] = (hidden, hidden)
+        if backbone == "wavlm":
+            shapes[f"{base}.attention.gru_rel_pos_linear"] = (8, hidden // heads)
+        shapes[f"{base}.feed_forward.intermediate_dense"] = (inter, hidden)
+        shapes[f"{base}.feed_forward.output_dense"] = (hidden, inter)
+    return shapes
+
+
+def linear_shapes(model: ModelConfig) -> dict[str, tuple[int, int]] | None:
+    """(out, in) of every nn.Linear of the backbone ``model`` describes, by the module names
+    adapters use; built on torch's meta device (no memory, no weights). None when it cannot
+    be known before the stage runs (an SSL model directory that is not there yet)."""
+    if model.backbone != "builtin":
+        return _ssl_linear_shapes(model.path, model.backbone) if model.path else None
+    import torch
+
+    from spectral.models.builtin import BuiltinBackbone
+
+    with torch.device("meta"):
+        backbone = BuiltinBackbone(model.builtin)
+    return {name: tuple(m.weight.shape) for name, m in backbone.named_modules()
+            if name and isinstance(m, torch.nn.Linear)}
+
+
+def check_settings(cfg: RunConfig, features: Mapping[str, Any] | None = None) -> None:
+    """Refuse settings that are each valid but cannot work together, before any work:
+    fbank bins other than the builtin backbone's input size, adapter targets that match no
+    layer of the backbone, and top_k or rank above min(m, n) of a target matrix."""
+    if features is not None and cfg.model.backbone == "builtin":
+        bins = dict(features).get("num_mel_bins", 80)
+        if bins != cfg.model.builtin.n_mels:
+            raise ValueError(f"features.num_mel_bins ({bins}) must equal model.builtin.n_mels "
+                             f"({cfg.model.builtin.n_mels}): the builtin backbone reads those fbank features")
+    a = cfg.adapter
+    if a.method in ("full", "frozen"):
+        return
+    shapes = linear_shapes(cfg.model)
+    if shapes is None:
+        return
+    from spectral.adapters.config import matches_target
+
+    hits = {name: shape for name, shape in shapes.items() if matches_target(name, a.targets)}
+    if not hits:
+        examples = ", ".join(list(shapes)[:4])
+        raise ValueError(f"adapter.targets {a.targets} match no linear layer of the {cfg.model.backbone} backbone "
+                         f"(its layers are e.g. {examples})")
+    name, (m, n) = min(hits.items(), key=lambda item: min(item[1]))
+    checks = [("top_k", a.top_k)] if a.method in SPECTRAL_METHODS else []
+    if a.method != "spectralft_rot":
+        checks.append(("rank", a.rank))
+    for key, value in checks:
+        if value > min(m, n):
+            raise ValueError(f"adapter.{key} ({value}) exceeds min(m, n) = {min(m, n)} of target matrix "
+                             f"{name!r} ({m}x{n}) of the {cfg.model.backbone} backbone")
+
+
 def load_config_arg(value: str | None) -> dict[str, Any]:
-    """A ``--config`` value: an inline JSON object (starting with ``{``) or a YAML/JSON file path."""
+    """A ``--config`` value: an inline JSON object (starting with ``{``) or a YAML/JSON file path.
+
+    A file that is missing, not UTF-8 or not YAML, or that is not a mapping of sections, is
+    an :class:`InputError` naming the file and, for a syntax error, the line.
+    """
     if not value:
         return {}
     if value.lstrip().startswith("{"):
-        data = json.loads(value)
+        try:
+            data = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise InputError("--config", f"inline JSON is not valid: {err.msg}", err.lineno) from None
+        where = "--config"
     else:
         import yaml
 
-        path = Path(value)
-        if not path.is_file():
-            raise ValueError(f"{value}: no such config file")
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+        if Path(value).is_dir():
+            raise InputError(value, "is a directory, not a config file")
+        text = read_utf8(value)
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            problem = getattr(err, "problem", None) or str(err)
+            raise InputError(value, f"not valid YAML: {problem}", mark.line + 1 if mark else None) from None
+        where = value
     if not isinstance(data, dict):
-        raise ValueError(f"the config must be a mapping of sections, got {type(data).__name__}")
+        raise InputError(where, f"the config must be a mapping of sections, got {type(data).__name__}")
     return data
 
 
@@ -342,7 +508,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ValueError(f"--set {item!r}: {part!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ValueError(f"--set {item!r}: the value is not valid YAML ({getattr(err, 'problem', err)})") from None
     return data
 
 
@@ -357,7 +526,10 @@ def system_name(cfg: RunConfig) -> str:
     ``<backbone>_<method>[_k<top_k>][_r<rank>]_s<seed>_<hash>``: k for the spectral methods,
     r for every method with a rank, and an 8-hex-digit hash of all remaining settings
     (model shape, back-end, the adapter's other fields, the finetune and pretrain settings
-    that matter, augmentation), so two configurations never share a folder. Adapter fields
+    that matter, augmentation, and the training data: corpus, root, training set and its
+    speakers, ``cfg.data``), so two configurations never share a folder, nor do two corpora;
+    ``num_workers`` does not change the result and is left out, and so is ``precision`` when it
+    is fp32 (names stay those of before mixed precision existed). Adapter fields
     the method ignores (:data:`~spectral.adapters.config.IGNORED_FIELDS`: targets, rank,
     top_k, alpha and dropout of ``full``) are left out, so they do not split one system.
     """
@@ -374,9 +546,12 @@ def system_name(cfg: RunConfig) -> str:
     rest["pretrain"], rest["finetune"] = effective_train_dict(cfg.pretrain), effective_train_dict(cfg.finetune)
     for key in IGNORED_FIELDS.get(a.method, ()):
         rest["adapter"].pop(key)
-    for key in ("threads", "device", "distributed", "checkpoint_every"):
+    for key in ("threads", "device", "distributed", "checkpoint_every", "num_workers"):
         rest["finetune"].pop(key)
         rest["pretrain"].pop(key)
+    for section in ("finetune", "pretrain"):
+        if rest[section]["precision"] == "fp32":  # names of fp32 systems as before precision existed
+            rest[section].pop("precision")
     if cfg.model.backbone != "builtin":
         rest.pop("pretrain")
         rest["model"].pop("builtin")

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
+
 import torch
 from torch import Tensor
 
 from spectral.augment import RecordingPool
+from spectral.data.audio import check_audio, read_audio
 from spectral.data.kaldi import c_sorted, read_table, spk2utt_from
 from spectral.errors import InputError
 from spectral.train.config import AugmentConfig
@@ -196,29 +197,19 @@ class SpeakerData:
 
     def _wave_length(self, utt: str) -> int:
         if utt not in self._lengths:
-            try:
-                self._lengths[utt] = sf.info(_wav_path(self.wavs[utt], self.data_dir / "wav.scp")).frames
-            except InputError:
-                raise
-            except Exception as err:
-                raise InputError(self.wavs[utt], f"cannot read audio ({err})") from None
-            if self._lengths[utt] == 0:
-                raise InputError(self.wavs[utt], "holds no audio samples")
+            path = _wav_path(self.wavs[utt], self.data_dir / "wav.scp")
+            self._lengths[utt] = check_audio(path, SAMPLE_RATE).num_samples
         return self._lengths[utt]
 
     def _read_wave(self, utt: str, start: int, length: int) -> np.ndarray:
+        """``length`` samples of ``utt`` from ``start`` (all of it when shorter), on the [-1, 1] scale."""
         n = self._wave_length(utt)
         path = self.wavs[utt]
-        try:
-            if n >= length:
-                data, _ = sf.read(path, start=start, frames=length, dtype="float32", always_2d=True)
-            else:
-                data, _ = sf.read(path, dtype="float32", always_2d=True)
-        except Exception as err:
-            raise InputError(path, f"cannot read audio ({err})") from None
-        if data.shape[1] != 1:
-            raise InputError(path, f"expected mono audio, found {data.shape[1]} channels")
-        return _fit(data[:, 0], length, 0)
+        if n >= length:
+            data = read_audio(path, SAMPLE_RATE, scale="unit", start=start, frames=length)
+        else:
+            data = read_audio(path, SAMPLE_RATE, scale="unit")
+        return _fit(data, length, 0)
 
     def crop(self, utt: str, rng: np.random.Generator | None, augment: bool) -> np.ndarray:
         """One fixed-length crop of ``utt``: random offset from ``rng``, or the centre when ``rng`` is None."""

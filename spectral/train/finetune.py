@@ -8,7 +8,8 @@ training speakers' Kaldi data directory; writes into ``--exp-dir`` (``exp/<syste
 
 ``final.pt``       the fine-tuned model with adapters merged (format in
                    :mod:`spectral.models.speaker`), plus the adapter tensors themselves
-                   (none for ``full``, whose trained tensors are the backbone in ``model``);
+                   (none for ``full``, whose trained tensors are the backbone in ``model``)
+                   and what it was trained on (``train_data``, :mod:`spectral.train.trainset`);
 ``train_log.tsv``  per epoch: loss, accuracy, validation loss and accuracy on held-out
                    utterances of the training speakers, lr, seconds, trainable parameters;
 ``checkpoints/last.pt``  for resuming (:mod:`spectral.train.loop`).
@@ -35,10 +36,12 @@ from spectral.errors import InputError
 from spectral.models import SpeakerModel, adapter_root, build_backbone, read_checkpoint
 from spectral.models.builtin import BuiltinBackbone, BuiltinConfig
 from spectral.models.speaker import CHECKPOINT_FORMAT
-from spectral.train.common import add_common_arguments, log_config, resolve, run_stage, set_threads
+from spectral.train.common import (add_common_arguments, check_feature_dim, log_config, resolve, run_stage,
+                                   set_threads)
 from spectral.train.config import RunConfig, effective_train_dict, system_name
 from spectral.train.data import SpeakerData, split_validation
 from spectral.train.loop import atomic_save, setup_distributed, train
+from spectral.train.trainset import record as train_data_record
 
 log = logging.getLogger("spectral-finetune")
 
@@ -48,6 +51,8 @@ EXAMPLE = """example:
   spectral-finetune --data-dir data/vox1_dev --exp-dir exp/wavlm_sft --config conf/presets/paper_wavlm_large.yaml \\
       --set model.path=/models/wavlm-large
   spectral-finetune --print-system-name --config conf/config.yaml --set adapter.method=lora
+The workflow adds a data section (corpus, root, train_set, speakers; part of the system name) to
+--config; by hand, give it with --set, e.g. --set data.corpus=vox1 --set data.train_set=vox1_dev.
 """
 
 
@@ -148,7 +153,10 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
               noise=noise_manifest or cfg.augment.noise_dir, rir=rir_manifest or cfg.augment.rir_dir)
     train_data = SpeakerData(data_dir, utts=train_utts, speakers=speakers, **kw)
     val_data = SpeakerData(data_dir, utts=val_utts, speakers=train_data.speakers, **{**kw, "augment": None})
+    if kind == "fbank":
+        check_feature_dim(train_data, cfg.model.builtin.n_mels)
     system = system_name(cfg)
+    trained_on = train_data_record(data_dir, cfg.data.to_dict())
     if info.main:
         log.info("system %s; %s: %d speakers, %d training and %d held-out utterances", system, data_dir,
                  train_data.num_speakers, len(train_data), len(val_data))
@@ -186,8 +194,10 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
     }
     for section in ("pretrain", "finetune"):
         fingerprint["config"][section] = effective_train_dict(getattr(cfg, section))
-        for key in ("threads", "device", "distributed", "checkpoint_every"):
+        for key in ("threads", "device", "distributed", "checkpoint_every", "num_workers"):
             fingerprint["config"][section].pop(key)
+        if fingerprint["config"][section]["precision"] == "fp32":  # last.pt of before mixed precision still fits
+            fingerprint["config"][section].pop("precision")
 
     def write_final(trained, history) -> None:
         # full: the trained tensors are the whole backbone, which "model" holds already
@@ -202,6 +212,7 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
                 "config": {**cfg.to_dict(), "train": tcfg.to_dict(), "ssl_config": ssl_config},
                 "speakers": train_data.speakers,
                 "system": system,
+                "train_data": trained_on,
                 "adapters": {k: v.cpu() for k, v in adapters.items()},
                 "trainable_params": count_trainable(trained),
             },
@@ -217,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``spectral-finetune``."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    cfg = resolve(parser, args)
+    cfg = resolve(parser, args, "finetune")
     if args.print_system_name:
         print(system_name(cfg))
         return 0

@@ -18,6 +18,9 @@ world_size-th item of the global batch, so the result equals one process with th
 A NaN or infinite loss stops training before the step is applied, keeping the last good
 checkpoint. After every epoch the batch-norm statistics are re-estimated with that epoch's
 weights (:func:`recalibrate_batchnorm`) before validation, the checkpoint and final.pt.
+``precision`` bf16/fp16 runs forward passes under autocast, fp16 with a gradient scaler whose
+state is in last.pt (:mod:`spectral.train.precision`); ``num_workers`` > 0 reads the crops
+in DataLoader workers (:mod:`spectral.train.loader`), the same crops in the same order.
 
 What is minimised is a *loss module*, ``objective(x, y) -> (loss, hits)`` holding the model as
 ``objective.model``: ``hits`` (batch,) scores each item in [0, 1] for the accuracy columns.
@@ -45,9 +48,12 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from spectral.atomic import atomic_path, atomic_write_text
 from spectral.errors import InputError
 from spectral.train.config import TrainConfig
 from spectral.train.data import SpeakerData
+from spectral.train.loader import BatchStream
+from spectral.train.precision import Precision
 
 log = logging.getLogger("spectral.train")
 
@@ -55,32 +61,14 @@ LAST_FORMAT = "spectral-last/1"
 LOG_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "trainable_params")
 
 
-class TrainingStopped(RuntimeError):
+class TrainingStopped(InputError):
     """Training cannot go on (a non-finite loss); the message says where and what was kept."""
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
     """torch.save to a temporary name beside ``path``, flushed to disk, then renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to a temporary name beside ``path`` and rename it into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save(obj, tmp)
 
 
 def resumable_state(model: nn.Module) -> dict[str, Tensor]:
@@ -316,6 +304,7 @@ def train(
     steps = tcfg.steps_per_epoch or max(1, math.ceil(len(train_data) / tcfg.batch_size))
     opt = make_optimizer(param_groups(model, tcfg), tcfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, tcfg))
+    prec = Precision(getattr(tcfg, "precision", "fp32"), info.device)
     fp = json.loads(json.dumps(fingerprint, sort_keys=True))
     epoch, step = 0, 0
     sums = {"loss": 0.0, "correct": 0.0, "count": 0.0, "seconds": 0.0}
@@ -340,6 +329,7 @@ def train(
         load_resumable_state(model, ckpt["state"], last_path)
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
+        prec.load_state_dict(ckpt.get("precision"))
         epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
         sums = {k: float(v) for k, v in ckpt["sums"].items()}
         history = [dict(r) for r in ckpt["history"]]
@@ -376,6 +366,7 @@ def train(
                 "state": resumable_state(model),
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
+                "precision": prec.state_dict(),
                 "epoch": ep,
                 "step": st,
                 "sums": dict(sums),
@@ -395,19 +386,17 @@ def train(
                    disable=not (progress and info.main), dynamic_ncols=True)
         started = time.perf_counter()
         model.train()
+        stream = BatchStream(train_data, tcfg, epoch, step, steps, info.rank, info.world, info.device)
         while step < steps:
-            rng = np.random.default_rng([tcfg.seed, epoch, step])
-            items = train_data.sample_batch(rng, tcfg.batch_size, tcfg.utts_per_speaker)
-            mine = list(range(info.rank, len(items), info.world))
-            rngs = [np.random.default_rng([tcfg.seed, epoch, step, i]) for i in mine]
-            x, y = train_data.batch([items[i] for i in mine], rngs, augment=True)
-            x, y = x.to(info.device), y.to(info.device)
+            x, y = stream.next(step)
             torch.manual_seed(_step_seed(tcfg.seed, epoch, step, info.rank))
             if margin is not None:
                 model.head.margin = margin * margin_factor(epoch * steps + step, steps * tcfg.epochs, tcfg.margin_ramp)
-            loss, hits = wrapped(x, y)
-            stats = torch.stack([loss.detach() * len(mine), hits.detach().sum().to(loss.dtype),
-                                 torch.tensor(float(len(mine)), dtype=loss.dtype, device=loss.device)])
+            with prec.autocast():
+                loss, hits = wrapped(x, y)
+            loss = loss.float()
+            stats = torch.stack([loss.detach() * len(y), hits.detach().sum().to(loss.dtype),
+                                 torch.tensor(float(len(y)), dtype=loss.dtype, device=loss.device)])
             if info.world > 1:
                 dist.all_reduce(stats)
             if not torch.isfinite(stats[0]):
@@ -419,10 +408,8 @@ def train(
                 )
             lr_now = opt.param_groups[0]["lr"]
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if tcfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
-            opt.step()
+            prec.backward(loss)
+            prec.step(opt, params, tcfg.grad_clip, where=f"epoch {epoch + 1}, step {step + 1}")
             sched.step()
             step += 1
             sums["loss"] += float(stats[0])
@@ -436,8 +423,10 @@ def train(
                 started = time.perf_counter()
                 save_last(epoch, step)
         bar.close()
-        recalibrate_batchnorm(model, train_data, tcfg, epoch, info)
-        val_loss, val_acc = validate(objective, val_data, tcfg.batch_size, info.device, tcfg.seed)
+        stream.close()
+        with prec.autocast():
+            recalibrate_batchnorm(model, train_data, tcfg, epoch, info)
+            val_loss, val_acc = validate(objective, val_data, tcfg.batch_size, info.device, tcfg.seed)
         sums["seconds"] += time.perf_counter() - started
         row = {
             "epoch": epoch + 1,

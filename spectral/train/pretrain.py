@@ -25,9 +25,11 @@ from pathlib import Path
 import torch
 
 from spectral.errors import InputError
-from spectral.models import BuiltinBackbone, SpeakerModel
+from spectral.models import SpeakerModel
+from spectral.models.builtin import initial_backbone
 from spectral.models.speaker import CHECKPOINT_FORMAT
-from spectral.train.common import add_common_arguments, log_config, resolve, run_stage, set_threads
+from spectral.train.common import (add_common_arguments, check_feature_dim, log_config, resolve, run_stage,
+                                   set_threads)
 from spectral.train.config import RunConfig, effective_train_dict
 from spectral.train.data import SpeakerData, split_validation
 from spectral.train.loop import atomic_save, setup_distributed, train
@@ -53,8 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train_fingerprint(tcfg) -> dict:
     d = effective_train_dict(tcfg)
-    for key in ("threads", "device", "distributed", "checkpoint_every"):
+    for key in ("threads", "device", "distributed", "checkpoint_every", "num_workers"):
         d.pop(key)
+    if d["precision"] == "fp32":  # last.pt of before mixed precision still fits
+        d.pop("precision")
     return d
 
 
@@ -65,7 +69,7 @@ def pretrain(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, progress
     ``noise_manifest``/``rir_manifest`` (the augment stage's) take the place of augment.noise_dir/rir_dir.
     """
     if cfg.model.backbone != "builtin":
-        raise ValueError(f"the pretrain stage trains the builtin backbone only (model.backbone is {cfg.model.backbone!r})")
+        raise InputError("model.backbone", f"the pretrain stage trains the builtin backbone only (model.backbone is {cfg.model.backbone!r})")
     tcfg = cfg.pretrain
     info = setup_distributed(tcfg)
     set_threads(tcfg.threads)
@@ -82,16 +86,18 @@ def pretrain(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, progress
               noise=noise_manifest or cfg.augment.noise_dir, rir=rir_manifest or cfg.augment.rir_dir)
     train_data = SpeakerData(data_dir, utts=train_utts, **kw)
     val_data = SpeakerData(data_dir, utts=val_utts, speakers=train_data.speakers, **{**kw, "augment": None})
+    check_feature_dim(train_data, cfg.model.builtin.n_mels)
     if info.main:
         log.info("%s: %d speakers, %d training and %d held-out utterances", data_dir, train_data.num_speakers,
                  len(train_data), len(val_data))
-    torch.manual_seed(tcfg.seed)
-    model = SpeakerModel(BuiltinBackbone(cfg.model.builtin), cfg.backend, train_data.num_speakers)
+    # seeds the generator, then draws the backbone, then (below) the back-end: the svd stage
+    # re-creates this initialisation from the seed to measure what pre-training changed
+    model = SpeakerModel(initial_backbone(cfg.model.builtin, tcfg.seed), cfg.backend, train_data.num_speakers)
     objective = None
     if tcfg.objective == "masked":
         from spectral.train.masked import MaskedObjective, MaskedPredictionHead
 
-        model.pretext = MaskedPredictionHead(cfg.model.builtin)  # built after the rest: same init as speaker
+        model.pretext = MaskedPredictionHead(cfg.model.builtin)  # drawn after the rest: same init as speaker
         for part in (model.backend, model.head):
             part.requires_grad_(False)
         objective = MaskedObjective(model, tcfg.mask_prob, tcfg.mask_span)
@@ -116,6 +122,9 @@ def pretrain(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, progress
                            "train": tcfg.to_dict(), "augment": cfg.augment.to_dict(), "ssl_config": None},
                 "speakers": train_data.speakers,
                 "system": f"pretrain_{cfg.model.backbone}",
+                # what re-creates the initial backbone: initial_backbone(model.builtin, seed)
+                "init": {"function": "spectral.models.builtin.initial_backbone", "seed": tcfg.seed,
+                         "torch": str(torch.__version__)},
             },
             final,
         )
@@ -131,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``spectral-pretrain``."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    cfg = resolve(parser, args)
+    cfg = resolve(parser, args, "pretrain")
     if cfg.model.backbone != "builtin":
         parser.error(f"the pretrain stage trains the builtin backbone only (model.backbone is {cfg.model.backbone!r})")
     import os

@@ -6,6 +6,7 @@ import copy
 from snakemake.exceptions import WorkflowError
 
 from spectral.adapters.api import USES_FACTORS
+from spectral.drift import DEFAULT_TOP_K, TOP_K_METHODS
 from spectral.train.config import resolve_config, system_name
 
 TRAIN_SECTIONS = ("model", "backend", "adapter", "pretrain", "finetune", "augment")
@@ -44,12 +45,24 @@ def _augment_source_input(w):
 # -- train.smk: systems, training inputs and options
 
 
+def train_data():
+    """The ``data`` section of every system: corpus, root, training set and its speakers (the corpus rules')."""
+    return {"corpus": CORPUS["name"], "root": os.path.normpath(CORPUS["root"]), "train_set": TRAIN_SET,
+            "speakers": TRAIN_SPEAKERS, "source": copy.deepcopy(TRAIN_SOURCE)}
+
+
+
 def add_system(overrides=None):
-    """Register the system of config + ``overrides`` ({section: {key: value}}); return its name."""
+    """Register the system of config + ``overrides`` ({section: {key: value}}) trained on the
+    configured corpus's training set (:func:`train_data`, part of the name); return its name."""
     settings = {s: copy.deepcopy(config[s]) for s in TRAIN_SECTIONS}
     for section, values in (overrides or {}).items():
         settings[section].update(values)
-    name = system_name(resolve_config(settings))
+    settings["data"] = train_data()
+    try:  # settings that cannot work together stop `snakemake -n`, not a stage hours later
+        name = system_name(resolve_config(settings, features=config["features"]))
+    except ValueError as err:
+        raise WorkflowError(f"config: {err}") from None
     SYSTEMS[name] = settings
     return name
 
@@ -111,6 +124,7 @@ def _compare_inputs(w):
         "logs": [f"exp/{system}/train_log.tsv" for _, _, system in runs],
         "scores": [f"exp/{system}/scores/{t}.score" for _, _, system in runs for t in SCORED],
         "trials": list(TRIALS_FILES.values()),
+        "drift": [f"exp/{system}/drift/drift.json" for _, _, system in runs],
     }
 
 
@@ -185,10 +199,29 @@ def _svd_source():
 
 
 
+def _embed_reuse(w):
+    """The training set's embeddings, reused by a trial set holding its utterances (REUSE_FROM)."""
+    source = REUSE_FROM.get(w.set)
+    if source is None or not (config["score"]["mean_subtraction"] or config["score"]["asnorm"]):
+        return {}
+    return {"reuse": f"exp/{w.system}/embeddings/{source}/xvector.scp"}
+
+
+def _embed_options(w, input):
+    opts = []
+    if "reuse" in input.keys():
+        opts += ["--reuse", os.path.dirname(input.reuse)]
+    if w.set == TRAIN_SET and config["embed"]["cohort_utts"] is not None:
+        opts += ["--subset", str(config["embed"]["cohort_utts"])]
+    return " ".join(opts)
+
+
 def _score_inputs(w):
     inputs = {
         "test": f"exp/{w.system}/embeddings/{TRIAL_SETS[w.trials]}/xvector.scp",
         "trials": TRIALS_FILES[w.trials],
+        "model": f"exp/{w.system}/final.pt",  # checked against the configured training set
+        "train": f"data/{TRAIN_SET}/wav.scp",
     }
     if config["score"]["mean_subtraction"]:
         inputs["mean"] = f"exp/{w.system}/embeddings/{TRAIN_SET}/xvector.scp"
@@ -201,7 +234,7 @@ def _score_inputs(w):
 
 
 def _score_options(w, input):
-    opts = []
+    opts = ["--checkpoint", input.model, "--train-data-dir", os.path.dirname(input.train)]
     if "mean" in input.keys():
         opts += ["--mean-scp", input.mean]
     if "cohort" in input.keys():
@@ -209,3 +242,47 @@ def _score_options(w, input):
     if "enroll_map" in input.keys():
         opts += ["--enroll-map", input.enroll_map]
     return " ".join(opts)
+
+
+# -- export.smk: what the peft conversion reads beside final.pt
+
+
+def _export_inputs(w):
+    """final.pt and, for peft/, the pre-trained backbone and factors.pt the system was fine-tuned from."""
+    inputs = {"model": f"exp/{w.system}/final.pt"}
+    finetune = _finetune_inputs(w)
+    for key in ("backbone", "factors"):
+        if key in finetune:
+            inputs[key] = finetune[key]
+    return inputs
+
+
+
+def _export_options(w, input):
+    opts = []
+    if "backbone" in input.keys():
+        opts += ["--backbone-checkpoint", input.backbone]
+    if "factors" in input.keys():
+        opts += ["--factors", input.factors]
+    return " ".join(opts)
+
+
+
+# -- drift.smk: k and inputs of the drift stage
+
+
+def drift_top_k(system):
+    """k of a system's drift: its adapter.top_k (spectral methods), else drift.top_k, else by backbone."""
+    settings = SYSTEMS[system]
+    if settings["adapter"]["method"] in TOP_K_METHODS:
+        return settings["adapter"]["top_k"]
+    return config["drift"]["top_k"] or DEFAULT_TOP_K[settings["model"]["backbone"]]
+
+
+
+def _drift_inputs(w):
+    return {
+        "finetuned": f"exp/{w.system}/final.pt",
+        "pretrained": _svd_source(),
+        "factors": f"exp/svd/{MODEL_NAME}/k{drift_top_k(w.system)}_b0/factors.pt",
+    }

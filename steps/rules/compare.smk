@@ -2,7 +2,8 @@
 # pre-trained backbone, scored on the same lists, tabulated with mean ± std over seeds and
 # paired speaker-bootstrap 95 % intervals of ΔEER/ΔminDCF against the reference and LoRA.
 #
-# Target:  results/comparison.md  (+ comparison.png, comparison.tsv)
+# Target:  results/comparison.md  (+ comparison.png, comparison.tsv, comparison_intervals.tsv,
+#          comparison_drift.png: the drift stage of every run, steps/rules/drift.smk)
 # The runs (COMPARE_RUNS: label, lr value, seed, system) are registered in train.smk, so each
 # is an ordinary system: exp/<system>/{final.pt,train_log.tsv,results.txt}. With compare.lr_grid
 # (needs finetune.dev_speakers), the checkpoint select_lr first trains every method at every
@@ -36,14 +37,20 @@ if config["compare"]["lr_grid"]:
 
 
 rule compare:
-    """Tabulate and plot EER/minDCF (mean ± std over seeds), parameters and training time of every method."""
+    """Tabulate and plot EER/minDCF (mean ± std over seeds), parameters, training time and spectral drift of every method."""
     input:
         unpack(_compare_inputs),
     output:
-        md="results/comparison.md",
-        png="results/comparison.png",
-        tsv="results/comparison.tsv",
-        intervals="results/comparison_intervals.tsv",
+        md=report("results/comparison.md", caption="../report/comparison_table.rst", category="Comparison",
+                  labels={"item": "table (markdown)"}),
+        png=report("results/comparison.png", caption="../report/comparison_figure.rst", category="Comparison",
+                   labels={"item": "figure"}),
+        tsv=report("results/comparison.tsv", caption="../report/comparison_tsv.rst", category="Comparison",
+                   labels={"item": "every run (tsv)"}),
+        intervals=report("results/comparison_intervals.tsv", caption="../report/comparison_intervals.rst",
+                         category="Comparison", labels={"item": "bootstrap intervals (tsv)"}),
+        drift_png=report("results/comparison_drift.png", caption="../report/comparison_drift.rst", category="Comparison",
+                         labels={"item": "spectral drift (figure)"}),
     params:
         runs=_compare_run_options,
         trials_files=" ".join(f"--trials-file {t} {path}" for t, path in TRIALS_FILES.items()),
@@ -63,4 +70,4 @@ rule compare:
     shell:
         "spectral-compare --trials {params.trials} {params.trials_files} --bootstrap {params.bootstrap}"
         " --reference {params.reference} --title {params.title:q}"
-        " --out-dir {params.out_dir} {params.runs} > {log} 2>&1"
+        " --drift --out-dir {params.out_dir} {params.runs} > {log} 2>&1"

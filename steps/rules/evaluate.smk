@@ -8,7 +8,12 @@ rule svd:
     output:
         factors="exp/svd/{model}/k{k}_b{b}/factors.pt",
         spectra="exp/svd/{model}/k{k}_b{b}/spectra.json",
-        plot="exp/svd/{model}/k{k}_b{b}/spectra.png",
+        plot=report(
+            "exp/svd/{model}/k{k}_b{b}/spectra.png",
+            caption="../report/spectra.rst",
+            category="Spectra",
+            labels={"model": "{model}", "top k": "{k}", "bottom": "{b}"},
+        ),
     wildcard_constraints:
         k=r"\d+",
         b=r"\d+",
@@ -37,12 +42,14 @@ rule svd:
 
 rule embed:
     input:
+        unpack(_embed_reuse),
         model="exp/{system}/final.pt",
         table=(
             "data/{set}/feats.scp"
             if config["model"]["backbone"] == "builtin"
             else "data/{set}/wav.scp"
         ),
+        train=f"data/{TRAIN_SET}/wav.scp",  # final.pt must have been trained on this set
     output:
         xvector="exp/{system}/embeddings/{set}/xvector.scp",
         spk_xvector="exp/{system}/embeddings/{set}/spk_xvector.scp",
@@ -51,7 +58,11 @@ rule embed:
         crops=config["embed"]["crops"],
         crop_seconds=config["embed"]["crop_seconds"],
         device=config["embed"]["device"],
+        precision=config["embed"]["precision"],
+        batch_seconds=config["embed"]["batch_seconds"],
+        options=_embed_options,
         data=lambda w: f"data/{w.set}",
+        train_data=lambda w, input: os.path.dirname(input.train),
         out_dir=lambda w, output: os.path.dirname(output.xvector),
     threads: config["embed"]["threads"]
     resources:
@@ -68,6 +79,7 @@ rule embed:
     shell:
         "spectral-embed --no-progress --speaker-means --threads {threads} --max-seconds {params.max_seconds}"
         " --crops {params.crops} --crop-seconds {params.crop_seconds} --device {params.device}"
+        " --precision {params.precision} --batch-seconds {params.batch_seconds} {params.options} --train-data-dir {params.train_data}"
         " {input.model} {params.data} {params.out_dir} > {log} 2>&1"
 
 
@@ -101,6 +113,16 @@ rule metrics:
     output:
         results="exp/{system}/results.txt",
         metrics=expand("exp/{{system}}/scores/{trials}.metrics.json", trials=SCORED),
+        det=[
+            report(
+                f"exp/{{system}}/scores/{t}.det.png",
+                caption="../report/det.rst",
+                category="Results",
+                subcategory="DET curves",
+                labels={"system": "{system}", "trial list": t},
+            )
+            for t in SCORED
+        ],
     params:
         lists=lambda w, input: " ".join(
             f"--list {t} {tr} {sc}" for t, tr, sc in zip(SCORED, input.trials, input.scores)
@@ -124,7 +146,7 @@ rule report:
     input:
         f"exp/{SYSTEM}/results.txt",
     output:
-        "results/vox1_eer.txt",
+        report("results/vox1_eer.txt", caption="../report/results.rst", category="Results", labels={"item": "EER and minDCF"}),
     params:
         system=SYSTEM,
     log:

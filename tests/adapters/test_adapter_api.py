@@ -45,7 +45,7 @@ def test_config_rejects_bad_values_quoting_them(kwargs, quoted):
 
 def test_config_fields_all_have_help_and_round_trip():
     helps = AdapterConfig.field_help()
-    assert set(helps) == {"method", "targets", "rank", "top_k", "alpha", "dropout", "keep_residual"}
+    assert set(helps) == {"method", "targets", "rank", "top_k", "alpha", "dropout", "keep_residual", "init"}
     assert all(len(text) > 20 for text in helps.values())
     cfg = AdapterConfig(method="pissa", rank=4, alpha=8)
     assert AdapterConfig.from_dict(cfg.to_dict()) == cfg

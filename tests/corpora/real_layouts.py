@@ -5,7 +5,8 @@ or by name: a second conftest.py would shadow tests/conftest.py).
   ``vox1_meta.csv`` and the three cleaned lists, where Vox1-E and Vox1-H name utterances of
   dev speakers, as the real ones do.
 * :func:`make_cnceleb1`: CN-Celeb1 as on OpenSLR 82 — ``data/<spk>/*.flac``, ``dev/dev.lst``,
-  ``eval/{enroll,test}/*.flac``, ``eval/lists/{enroll,test,trials}.lst``.
+  ``eval/{enroll,test}/*.flac``, ``eval/lists/{enroll,test,trials}.lst`` and ``eval/lists/enroll.map``
+  (each model's several enrollment utterances under ``data/<spk>/``).
 * :func:`save_tiny_wavlm`: a randomly initialised WavLM written with ``save_pretrained``.
 """
 
@@ -27,8 +28,12 @@ def _root_conftest():
     return module
 
 
-def make_vox1_real(root: Path, seconds: float = 1.0) -> Path:
-    """tests/conftest.py's VoxCeleb1 tree (3 dev, 3 test speakers) plus E/H lists over dev and test."""
+def make_vox1_real(root: Path, seconds: float = 1.0, original_lists: bool = False) -> Path:
+    """tests/conftest.py's VoxCeleb1 tree (3 dev, 3 test speakers) plus E/H lists over dev and test.
+
+    ``original_lists``: also the release's uncleaned lists (``veri_test.txt``, ``list_test_all.txt``,
+    ``list_test_hard.txt``, here copies of the cleaned ones), so the directory holds all six.
+    """
     conftest = _root_conftest()
     conftest.make_vox1_layout(root, seconds=seconds)
     wavs = sorted(p.relative_to(root / "wav").as_posix() for p in (root / "wav").rglob("*.wav"))
@@ -44,20 +49,27 @@ def make_vox1_real(root: Path, seconds: float = 1.0) -> Path:
         hard_lines += [f"1 {by_spk[a][1]} {by_spk[a][2]}", f"0 {by_spk[a][1]} {by_spk[c][0]}"]
     (root / "list_test_all2.txt").write_text("\n".join(all_lines) + "\n")
     (root / "list_test_hard2.txt").write_text("\n".join(hard_lines) + "\n")
+    if original_lists:
+        for cleaned, original in (("veri_test2.txt", "veri_test.txt"), ("list_test_all2.txt", "list_test_all.txt"),
+                                  ("list_test_hard2.txt", "list_test_hard.txt")):
+            (root / original).write_text((root / cleaned).read_text())
     return root
 
 
 DEV_SPEAKERS = ["id00000", "id00001", "id00002", "id00003"]
 EVAL_SPEAKERS = ["id00800", "id00801", "id00802"]
 GENRES = ["speech-01-001", "singing-01-002", "interview-02-001"]
+#: data/<spk>/ files of each eval speaker that enroll.map names (the test files are GENRES[:2])
+ENROLL_UTTS = ["interview-02-001", "drama-03-001", "drama-03-002"]
 
 
 def make_cnceleb1(parent: Path, folder: str = "CN-Celeb_flac", list_suffix: str = ".flac",
                   seconds: float = 1.0, seed: int = 0) -> Path:
     """A CN-Celeb1 tree under ``parent/folder``; the lists name files with ``list_suffix``.
 
-    4 dev speakers x 3 utterances; 3 eval speakers, each with one enroll file and 2 test
-    files; trials: every model against every test file (6 target, 12 nontarget).
+    4 dev speakers x 3 utterances; 3 eval speakers, each with one enroll file, 2 test files and
+    3 enrollment utterances in data/<spk>/ that enroll.map names (Avg protocol); trials: every model
+    against every test file (6 target, 12 nontarget).
     """
     conftest = _root_conftest()
     rng = np.random.default_rng(seed)
@@ -72,11 +84,14 @@ def make_cnceleb1(parent: Path, folder: str = "CN-Celeb_flac", list_suffix: str 
             write(root / "data" / spk / f"{g}.flac", 110 + 15 * i)
     (root / "dev").mkdir(parents=True)
     (root / "dev" / "dev.lst").write_text("".join(f"{s}\n" for s in DEV_SPEAKERS))
-    enroll, tests = [], []
+    enroll, tests, enroll_map = [], [], []
     for i, spk in enumerate(EVAL_SPEAKERS):
         f0 = 110 + 15 * (len(DEV_SPEAKERS) + i)
         write(root / "eval" / "enroll" / f"{spk}-enroll.flac", f0)
         enroll.append(f"{spk}-enroll enroll/{spk}-enroll{list_suffix}")
+        for u in ENROLL_UTTS[1:]:
+            write(root / "data" / spk / f"{u}.flac", f0)
+        enroll_map.append(f"{spk}-enroll " + " ".join(f"{spk}/{u}{list_suffix}" for u in ENROLL_UTTS))
         for g in GENRES[:2]:
             write(root / "eval" / "test" / f"{spk}-{g}.flac", f0)
             tests.append(f"test/{spk}-{g}{list_suffix}")
@@ -84,6 +99,7 @@ def make_cnceleb1(parent: Path, folder: str = "CN-Celeb_flac", list_suffix: str 
     lists = root / "eval" / "lists"
     lists.mkdir(parents=True)
     (lists / "enroll.lst").write_text("\n".join(enroll) + "\n")
+    (lists / "enroll.map").write_text("\n".join(enroll_map) + "\n")
     (lists / "test.lst").write_text("\n".join(tests) + "\n")
     (lists / "trials.lst").write_text("\n".join(trials) + "\n")
     return root
@@ -96,11 +112,11 @@ TINY_WAVLM = dict(
 )
 
 
-def save_tiny_wavlm(path: Path) -> Path:
-    """A tiny randomly initialised WavLM (2 layers, width 32) written with save_pretrained."""
+def save_tiny_wavlm(path: Path, hidden_size: int = 32) -> Path:
+    """A tiny randomly initialised WavLM (2 layers, width ``hidden_size``) written with save_pretrained."""
     import torch
     import transformers
 
     torch.manual_seed(0)
-    transformers.WavLMModel(transformers.WavLMConfig(**TINY_WAVLM)).save_pretrained(str(path))
+    transformers.WavLMModel(transformers.WavLMConfig(**{**TINY_WAVLM, "hidden_size": hidden_size})).save_pretrained(str(path))
     return path

@@ -1,5 +1,6 @@
-"""Stage prepare on a fabricated CN-Celeb1 tree: dev and eval sets, enroll map, Kaldi trials,
-features, and bad input named by file and line."""
+"""Stage prepare on a fabricated CN-Celeb1 tree: dev and eval sets, the enroll maps and Kaldi
+trials of both protocols (Concat, Avg), features, scoring the Avg protocol, and bad input named
+by file and line."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from real_layouts import DEV_SPEAKERS, EVAL_SPEAKERS, make_cnceleb1
+from real_layouts import DEV_SPEAKERS, ENROLL_UTTS, EVAL_SPEAKERS, make_cnceleb1
 
 from spectral.corpora import cnceleb1
 from spectral.data.kaldi import read_table, read_trials
@@ -37,14 +38,21 @@ def test_prepare_writes_dev_eval_enroll_map_and_kaldi_trials(tmp_path, folder, s
             assert Path(path).is_file() and path.endswith(".flac")
             assert read_table(data / name / "utt2spk")[utt] == utt.split("-")[0]
     ev = read_table(data / "cnceleb1_eval" / "utt2spk")
-    assert set(ev.values()) == set(EVAL_SPEAKERS) and len(ev) == 3 * 3
-    enroll = read_table(data / "cnceleb1_eval" / "enroll.map")
-    assert enroll == {f"{s}-enroll": f"{s}-enroll" for s in EVAL_SPEAKERS}
-    trials = read_trials(data / "cnceleb1_eval" / "trials" / "cnceleb1")
-    assert len(trials) == 18 and sum(t[2] == "target" for t in trials) == 6
-    assert trials[0] == ("id00800-enroll", "id00800-speech-01-001", "target")
-    assert trials[2] == ("id00800-enroll", "id00801-speech-01-001", "nontarget")
-    assert all(e in enroll and t in ev for e, t, _ in trials)
+    # per speaker: the concatenated enroll file, 2 test files, 3 enrollment utterances of the Avg protocol
+    assert set(ev.values()) == set(EVAL_SPEAKERS) and len(ev) == 3 * (1 + 2 + 3)
+    concat = read_table(data / "cnceleb1_eval" / "enroll_maps" / "cnceleb1_concat")
+    assert concat == {f"{s}-enroll": f"{s}-enroll" for s in EVAL_SPEAKERS}
+    avg = read_table(data / "cnceleb1_eval" / "enroll_maps" / "cnceleb1_avg")
+    assert avg == {f"{s}-enroll": " ".join(f"{s}-{u}" for u in ENROLL_UTTS) for s in EVAL_SPEAKERS}
+    assert {u for us in avg.values() for u in us.split()} <= ev.keys()
+    wav = read_table(data / "cnceleb1_eval" / "wav.scp")
+    assert wav["id00800-drama-03-001"].endswith("/data/id00800/drama-03-001.flac")
+    for protocol in ("cnceleb1_concat", "cnceleb1_avg"):
+        trials = read_trials(data / "cnceleb1_eval" / "trials" / protocol)
+        assert len(trials) == 18 and sum(t[2] == "target" for t in trials) == 6
+        assert trials[0] == ("id00800-enroll", "id00800-speech-01-001", "target")
+        assert trials[2] == ("id00800-enroll", "id00801-speech-01-001", "nontarget")
+        assert all(e in concat and t in ev for e, t, _ in trials)
 
 
 def test_lhotse_manifests_match_the_kaldi_files(cnceleb, tmp_path):
@@ -63,7 +71,7 @@ def test_a_model_with_several_enroll_files_maps_to_all_of_them(cnceleb, tmp_path
     with open(root / "eval" / "lists" / "enroll.lst", "a") as f:
         f.write("id00800-enroll enroll/id00800-enroll2.flac\n")
     cnceleb1.prepare(root, tmp_path / "data", dev_name=None, progress=False)
-    enroll = read_table(tmp_path / "data" / "cnceleb1_eval" / "enroll.map")
+    enroll = read_table(tmp_path / "data" / "cnceleb1_eval" / "enroll_maps" / "cnceleb1_concat")
     assert enroll["id00800-enroll"] == "id00800-enroll id00800-enroll2"
     assert not (tmp_path / "data" / "cnceleb1_dev").exists()
 
@@ -78,10 +86,56 @@ def test_prepare_then_features_then_trials_cover_every_utterance(cnceleb, tmp_pa
     assert feats.keys() == read_table(d / "wav.scp").keys()
     frames = {u: int(n) for u, n in read_table(d / "utt2num_frames").items()}
     assert all(n == 100 for n in frames.values())  # 1 s at 10 ms, snip_edges=false
-    models = read_table(d / "enroll.map")
-    needed = {u for _, t, _ in read_trials(d / "trials" / "cnceleb1") for u in [t]} | {
-        u for us in models.values() for u in us.split()}
-    assert needed <= feats.keys()
+    for protocol in ("cnceleb1_concat", "cnceleb1_avg"):
+        models = read_table(d / "enroll_maps" / protocol)
+        needed = {u for _, t, _ in read_trials(d / "trials" / protocol) for u in [t]} | {
+            u for us in models.values() for u in us.split()}
+        assert needed <= feats.keys()
+
+
+def test_one_protocol_prepares_only_its_own_enrollment(cnceleb, tmp_path):
+    root = tmp_path / "CN-Celeb_flac"
+    shutil.copytree(cnceleb, root)
+    (root / "eval" / "lists" / "enroll.map").unlink()  # Concat never reads it
+    cnceleb1.prepare(root, tmp_path / "concat", dev_name=None, trials=("cnceleb1_concat",), progress=False)
+    d = tmp_path / "concat" / "cnceleb1_eval"
+    assert [p.name for p in (d / "trials").iterdir()] == ["cnceleb1_concat"]
+    assert [p.name for p in (d / "enroll_maps").iterdir()] == ["cnceleb1_concat"]
+    assert len(read_table(d / "utt2spk")) == 3 * (1 + 2)
+    cnceleb1.prepare(cnceleb, tmp_path / "avg", dev_name=None, trials=("cnceleb1_avg",), progress=False)
+    d = tmp_path / "avg" / "cnceleb1_eval"
+    assert [p.name for p in (d / "trials").iterdir()] == ["cnceleb1_avg"]
+    assert not any(u.endswith("-enroll") for u in read_table(d / "utt2spk"))  # no concatenated files
+    assert len(read_table(d / "utt2spk")) == 3 * (2 + 3)
+
+
+def test_the_avg_protocol_scores_each_model_as_the_hand_made_average_of_its_enroll_map_utterances(cnceleb, tmp_path):
+    import numpy as np
+
+    from spectral.scoring.embeddings import write_embeddings
+    from spectral.scoring.score import main as score_main
+
+    cnceleb1.prepare(cnceleb, tmp_path, dev_name=None, progress=False)
+    d = tmp_path / "cnceleb1_eval"
+    rng = np.random.default_rng(7)
+    vectors = {u: rng.normal(size=8).astype(np.float32) for u in read_table(d / "utt2spk")}
+    write_embeddings(vectors, tmp_path / "xvector.ark", tmp_path / "xvector.scp")
+    scores = {}
+    for protocol in ("cnceleb1_concat", "cnceleb1_avg"):
+        out = tmp_path / f"{protocol}.score"
+        assert score_main(["--enroll-map", str(d / "enroll_maps" / protocol), str(tmp_path / "xvector.scp"),
+                           str(d / "trials" / protocol), str(out)]) == 0
+        scores[protocol] = {(e, t): float(s) for e, t, s in (line.split() for line in out.read_text().splitlines())}
+
+    def cosine(a, b):
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+    for e, t, _ in read_trials(d / "trials" / "cnceleb1_avg"):
+        spk = e.split("-")[0]
+        by_hand = np.mean([vectors[f"{spk}-{u}"] for u in ENROLL_UTTS], axis=0)  # the raw embeddings' mean
+        assert scores["cnceleb1_avg"][(e, t)] == pytest.approx(cosine(by_hand, vectors[t]), abs=1e-6)
+        assert scores["cnceleb1_concat"][(e, t)] == pytest.approx(cosine(vectors[e], vectors[t]), abs=1e-6)
+    assert scores["cnceleb1_avg"] != scores["cnceleb1_concat"]
 
 
 def _edit(root: Path, rel: str, text: str | None) -> None:
@@ -111,6 +165,16 @@ BAD = {
     "dev-speaker-without-audio": ("dev/dev.lst", "id00000\nid00700\n", r"dev\.lst: speaker 'id00700' has no directory"),
     "dev-lists-an-eval-speaker": ("dev/dev.lst", "id00000\nid00800\n", r"dev\.lst: lists 1 eval speakers"),
     "trials-list-missing": ("eval/lists/trials.lst", None, r"trials\.lst: missing list file"),
+    "enroll-map-missing": ("eval/lists/enroll.map", None, r"enroll\.map: missing: the cnceleb1_avg protocol averages"),
+    "enroll-map-names-another-speaker": ("eval/lists/enroll.map", "id00800-enroll id00800/drama-03-001.flac\n"
+                                         "id00801-enroll id00801/drama-03-001.flac id00800/drama-03-002.flac\n",
+                                         r"enroll\.map:2: 'id00800/drama-03-002.flac' is not an utterance of model "
+                                         r"'id00801-enroll'"),
+    "enroll-map-file-missing": ("eval/lists/enroll.map", "id00800-enroll id00800/drama-09-009.flac\n",
+                                r"enroll\.map:1: names 'id00800/drama-09-009.flac', which is not in .*data"),
+    "enroll-map-model-alone": ("eval/lists/enroll.map", "id00800-enroll\n", r"enroll\.map:1: expected '<model> <spk>/<file>"),
+    "enroll-map-lacks-a-trial-model": ("eval/lists/enroll.map", "id00800-enroll id00800/drama-03-001.flac\n",
+                                       r"trials\.lst:7: enroll model 'id00801-enroll' is not in .*enroll\.map \(cnceleb1_avg\)"),
 }
 
 

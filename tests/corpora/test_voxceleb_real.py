@@ -4,6 +4,7 @@ dev utterances), VoxCeleb2-dev (m4a decoding and its error), and combining train
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -46,6 +47,46 @@ def test_all_trials_without_an_all_set_is_refused_by_the_command(vox1, tmp_path,
     with pytest.raises(SystemExit):
         voxceleb1.main(["--corpus-dir", str(vox1), "--data-dir", str(tmp_path), "--all-trials", "vox1_E"])
     assert "--all-trials needs --all-name" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def vox1_six(tmp_path_factory) -> Path:
+    """VoxCeleb1 as released: all six lists (cleaned and original O, E, H) beside wav/."""
+    return make_vox1_real(tmp_path_factory.mktemp("vox1six") / "VoxCeleb1", original_lists=True)
+
+
+@pytest.mark.parametrize("configured", ["vox1_O", "vox1_O_orig"])
+def test_only_the_configured_list_is_converted_and_the_others_are_logged_as_ignored(vox1_six, tmp_path, capsys, configured):
+    # before: list_test_all2.txt stopped the stage ("names utterances outside the test set")
+    assert voxceleb1.main(["--corpus-dir", str(vox1_six), "--data-dir", str(tmp_path), "--trials", configured,
+                           "--no-progress"]) == 0
+    err = capsys.readouterr().err  # the command logs to stderr (a message may come twice: another
+    log = err.splitlines()         # test's scoring command may have added a handler of its own)
+    assert sorted(p.name for p in (tmp_path / "vox1_test" / "trials").iterdir()) == [configured]
+    assert not (tmp_path / "vox1_all").exists() and not (tmp_path / "vox1_dev" / "trials").exists()
+    ignored = set(re.findall(r"/(\w+\.txt) \((\w+)\): not among the configured trial lists \((\w+)\), ignored", err))
+    assert ignored == {(f, n, configured) for f, n in voxceleb1.TRIAL_LISTS.items() if n != configured}, log
+    assert not any("overlaps the training set" in m for m in log)  # E/H never read
+
+
+def test_configured_e_and_h_lists_go_to_the_all_set_and_the_rest_are_ignored(vox1_six, tmp_path):
+    written = voxceleb1.prepare(vox1_six, tmp_path, all_name="vox1_all", all_trials=("vox1_E",),
+                                trials=("vox1_O", "vox1_E"), progress=False)
+    assert set(written) == {"vox1_dev", "vox1_test", "vox1_all"}
+    assert [p.name for p in (tmp_path / "vox1_test" / "trials").iterdir()] == ["vox1_O"]
+    assert [p.name for p in (tmp_path / "vox1_all" / "trials").iterdir()] == ["vox1_E"]
+
+
+def test_a_configured_list_missing_from_the_corpus_is_named(vox1, tmp_path):
+    with pytest.raises(InputError, match=r"veri_test\.txt: missing: trial list vox1_O_orig is configured"):
+        voxceleb1.prepare(vox1, tmp_path / "data", trials=("vox1_O_orig",), progress=False)
+    assert not (tmp_path / "data").exists()
+
+
+def test_an_unknown_trial_list_name_is_refused_by_the_command(vox1, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        voxceleb1.main(["--corpus-dir", str(vox1), "--data-dir", str(tmp_path), "--trials", "vox1_O,vox1_X"])
+    assert "--trials: unknown list(s) vox1_X" in capsys.readouterr().err
 
 
 def test_a_malformed_e_list_line_is_named(vox1, tmp_path):

@@ -6,25 +6,12 @@ import kaldiio
 import numpy as np
 import pytest
 import torch
-from train_fixtures import tiny_cfg, tiny_data  # noqa: F401  (fixtures)
+from train_fixtures import checkpoint, tiny_cfg, tiny_data  # noqa: F401  (fixtures)
 
 from spectral import embed
 from spectral.data.kaldi import read_table
 from spectral.features import load_feats
 from spectral.models.speaker import load_model_checkpoint
-from spectral.train.config import resolve_config
-from spectral.train.pretrain import pretrain
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, tiny_data):  # noqa: F811
-    from train_fixtures import TINY
-
-    cfg = {k: dict(v) for k, v in TINY.items()}
-    cfg["pretrain"].update(epochs=1, steps_per_epoch=2)
-    out = tmp_path_factory.mktemp("pre")
-    pretrain(resolve_config(cfg), tiny_data, out, progress=False)
-    return out / "final.pt"
 
 
 def test_crops_spread_evenly_and_fit():

@@ -47,6 +47,31 @@ def test_pretrain_then_finetune_write_final_and_log(tiny_data, tiny_cfg, tmp_pat
         assert merged(torch.randn(2, 40, 80)).shape == (2, 8)
 
 
+def test_final_pt_records_its_training_set_and_embed_refuses_it_for_another(tiny_data, tiny_cfg, tmp_path):
+    from spectral.embed import embed_set
+    from spectral.errors import InputError
+    from spectral.train.trainset import speakers_digest
+
+    tiny_cfg["pretrain"].update(epochs=1, steps_per_epoch=1)
+    tiny_cfg["finetune"].update(epochs=1, steps_per_epoch=1)
+    tiny_cfg["data"] = {"corpus": "vox1", "root": "corpus/VoxCeleb1", "train_set": "vox1_dev", "speakers": "0123"}
+    cfg = resolve_config(tiny_cfg)
+    pre = pretrain(cfg, tiny_data, tmp_path / "pre", progress=False)
+    out = finetune(cfg, tiny_data, tmp_path / system_name(cfg), backbone_checkpoint=str(pre), progress=False)
+    fine = torch.load(out, map_location="cpu", weights_only=True)
+    speakers = ["id10001", "id10002", "id10003", "id10004"]
+    assert fine["train_data"] == {**tiny_cfg["data"], "source": {}, "data_dir": str(tiny_data), "set": "vox1_dev",
+                                  "num_speakers": 4, "num_utts": 16, "speakers_sha256": speakers_digest(speakers)}
+    assert embed_set(out, tiny_data, tmp_path / "own", threads=1, progress=False, train_data_dir=tiny_data).is_file()
+    other = tmp_path / "data" / "cnceleb1_dev"
+    other.mkdir(parents=True)
+    (other / "utt2spk").write_text("id00000-speech-01-001 id00000\n")
+    with pytest.raises(InputError, match=rf"{out}: was trained on vox1_dev \(corpus vox1 at corpus/VoxCeleb1, 4 speakers.*"
+                                         r"but the configured training set is cnceleb1_dev \(1 speakers"):
+        embed_set(out, tiny_data, tmp_path / "emb", threads=1, progress=False, train_data_dir=other)
+    assert not (tmp_path / "emb").exists()
+
+
 def test_same_seed_and_config_give_identical_final_pt(tiny_data, tiny_cfg, tmp_path):
     cfg = resolve_config(tiny_cfg)
     a = pretrain(cfg, tiny_data, tmp_path / "a", progress=False)

@@ -55,3 +55,16 @@ def tiny_data(tmp_path_factory) -> Path:
     assert prepare(["--corpus-dir", str(corpus), "--data-dir", str(root / "data")]) == 0
     compute_fbank(root / "data" / "vox1_dev", nj=1, progress=False)
     return root / "data" / "vox1_dev"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, tiny_data):
+    """final.pt of one short pre-training run on ``tiny_data`` with the TINY settings."""
+    from spectral.train.config import resolve_config
+    from spectral.train.pretrain import pretrain
+
+    cfg = {k: dict(v) for k, v in TINY.items()}
+    cfg["pretrain"].update(epochs=1, steps_per_epoch=2)
+    out = tmp_path_factory.mktemp("pre")
+    pretrain(resolve_config(cfg), tiny_data, out, progress=False)
+    return out / "final.pt"

@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shlex
 import sys
 from pathlib import Path
+
+from spectral.logutil import log_command, run_main
 
 from .config import PRESETS, resolve_config
 from .generate import generate_corpora, prepare
@@ -75,15 +76,12 @@ _SETTINGS = (
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the stage; returns 0 on success (bad settings exit with status 2 and a message)."""
+    """Run the stage; returns 0 on success (bad settings exit with status 2 and a message, a
+    failed write, e.g. a full disk, with status 1)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
-        )
-    log.info("spectral-make-corpus %s", shlex.join(argv))
+    log_command("spectral-make-corpus", argv)
     try:
         cfg = resolve_config(args.size, **{k: getattr(args, k) for k in _SETTINGS})
     except ValueError as e:
@@ -93,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         prepared = prepare(cfg, args.target_dir, args.pretrain_dir)
     except ValueError as e:  # refused before anything is written (trial capacity, directories)
         parser.error(str(e))
-    generate_corpora(cfg, args.target_dir, args.pretrain_dir, progress=not args.no_progress, prepared=prepared)
-    return 0
+    return run_main("spectral-make-corpus", lambda: generate_corpora(
+        cfg, args.target_dir, args.pretrain_dir, progress=not args.no_progress, prepared=prepared))
 
 
 if __name__ == "__main__":

@@ -50,11 +50,12 @@ from .synth import FRAME_FREQS, SAMPLE_RATE, synthesize
 from .trials import Trial, h_trials, o_trials
 from .voice import FEATURE_NAMES, vary_voice, voice_features
 
-from spectral.data.kaldi import atomic_dir
+from spectral.atomic import atomic_dir
+from spectral.corpora.voxceleb1 import META_HEADER as META_COLUMNS
 
 log = logging.getLogger(__name__)
 
-META_HEADER = "VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet"
+META_HEADER = "\t".join(META_COLUMNS)  # the header spectral-prepare-vox1 reads
 O_LIST = "veri_test2.txt"
 H_LIST = "list_test_hard2.txt"
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
