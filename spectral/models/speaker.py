@@ -10,7 +10,9 @@ saved with ``torch.save`` and read with ``weights_only=True``::
      "speakers": training speaker ids in head order, "system": system name,
      "adapters": the trained adapter tensors before merging (finetune only),
      "init": {"function", "seed", "torch"}: how to re-create the initial backbone (pretrain only;
-             spectral.models.builtin.initial_backbone)}
+             spectral.models.builtin.initial_backbone),
+     "pretext": the masked-prediction head (pretrain with pretrain.objective masked only; its
+                "backend.*" and "head.*" are then the untrained, seeded initialisation)}
 """
 
 from __future__ import annotations

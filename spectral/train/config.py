@@ -35,6 +35,12 @@ from spectral.models import BackendConfig, ModelConfig
 OPTIMIZERS = ("sgd", "adam", "adamw")
 PRECISIONS = ("fp32", "bf16", "fp16")  # as spectral.train.precision.PRECISIONS
 DEVICES = ("auto", "cpu", "cuda")
+#: Pre-training objectives of the builtin backbone (TrainConfig.objective).
+OBJECTIVES = ("speaker", "masked")
+#: TrainConfig fields that only the masked objective reads; with objective speaker they, and
+#: objective itself, are left out of system names and fingerprints (see :func:`effective_train_dict`),
+#: so the speaker objective's systems keep the names they had before the masked one existed.
+OBJECTIVE_FIELDS = ("objective", "mask_prob", "mask_span")
 
 
 def _from_dict(cls, data: Mapping[str, Any], section: str):
@@ -96,7 +102,22 @@ class TrainConfig:
                        "pre-training accuracy); 0 keeps the running averages."))
     init_backend: bool = field(
         default=True,
-        metadata=_meta("finetune, builtin backbone: start the back-end (not the speaker head) from the pre-trained checkpoint's; false starts it at random."))
+        metadata=_meta("finetune, builtin backbone: start the back-end (not the speaker head) from the pre-trained checkpoint's; false starts it at random "
+                       "(required after pretrain.objective masked, which trains no back-end)."))
+    objective: str = field(
+        default="speaker",
+        metadata=_meta("pretrain: what the builtin backbone learns. speaker: AAM-softmax speaker classification through "
+                       "the back-end. masked: self-supervised masked prediction, as WavLM and HuBERT are pre-trained: "
+                       "time spans of the input fbank are replaced by a learned mask vector and a linear head predicts "
+                       "the original frames from the last hidden state (L1 loss on masked frames only); the back-end "
+                       "and speaker head stay at their random initialisation, so finetune needs init_backend: false. "
+                       "finetune: speaker only."))
+    mask_prob: float = field(
+        default=0.4,
+        metadata=_meta("pretrain, objective masked: share of each crop's frames that is masked, in non-overlapping "
+                       "spans of mask_span frames (round(mask_prob x frames / mask_span) spans, placed uniformly)."))
+    mask_span: int = field(
+        default=10, metadata=_meta("pretrain, objective masked: length of each masked span, in fbank frames (10 ms)."))
     seed: int = field(default=1, metadata=_meta("Seed of initialisation, sampling, cropping, augmentation and dropout."))
     threads: int = field(default=0, metadata=_meta("torch intra-op threads per process; 0 keeps torch's default."))
     device: str = field(default="auto", metadata=_meta("auto (cuda when available), cpu or cuda."))
@@ -138,6 +159,12 @@ class TrainConfig:
             raise ValueError(f"{s}.dev_speakers must be 0 or at least 2 (a trial list needs two speakers), got 1")
         _check_int(s, "dev_trials", self.dev_trials, 2)
         _check_int(s, "bn_recalibration_batches", self.bn_recalibration_batches, 0)
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"{s}.objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        _check_number(s, "mask_prob", self.mask_prob, 0.0, 1.0, low_open=True)
+        if self.mask_prob == 1.0:
+            raise ValueError(f"{s}.mask_prob must be below 1 (some frames must stay visible), got 1.0")
+        _check_int(s, "mask_span", self.mask_span, 1)
         _check_int(s, "seed", self.seed, 0)
         _check_int(s, "threads", self.threads, 0)
         if self.device not in DEVICES:
@@ -222,6 +249,15 @@ class AugmentConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "AugmentConfig":
         return _from_dict(cls, data, "augment")
+
+
+def effective_train_dict(tcfg: TrainConfig) -> dict[str, Any]:
+    """``tcfg.to_dict()`` without the fields its objective does not read (:data:`OBJECTIVE_FIELDS` for speaker)."""
+    d = tcfg.to_dict()
+    if tcfg.objective == "speaker":
+        for key in OBJECTIVE_FIELDS:
+            d.pop(key)
+    return d
 
 
 @dataclass
@@ -345,6 +381,14 @@ def resolve_config(data: Mapping[str, Any] | None, features: Mapping[str, Any] |
     if "data" in given:
         cfg.data = DataConfig.from_dict(given["data"])
     check_settings(cfg, features if features is not None else data.get("features"))
+    if cfg.finetune.objective != "speaker":
+        raise ValueError(f"finetune.objective must be speaker (fine-tuning trains the speaker model), got "
+                         f"{cfg.finetune.objective!r}; masked is an objective of the pretrain section")
+    # a stage given only its own sections (pretrain: model, backend, pretrain, augment) is not checked here
+    if ("pretrain" in given and "finetune" in given and cfg.model.backbone == "builtin"
+            and cfg.pretrain.objective != "speaker" and cfg.finetune.init_backend):
+        raise ValueError(f"pretrain.objective {cfg.pretrain.objective!r} trains no speaker back-end, so "
+                         "finetune.init_backend must be false (the back-end then starts at random)")
     return cfg
 
 
@@ -499,6 +543,7 @@ def system_name(cfg: RunConfig) -> str:
         parts.append("nores")
     parts.append(f"s{cfg.finetune.seed}")
     rest = cfg.to_dict()
+    rest["pretrain"], rest["finetune"] = effective_train_dict(cfg.pretrain), effective_train_dict(cfg.finetune)
     for key in IGNORED_FIELDS.get(a.method, ()):
         rest["adapter"].pop(key)
     for key in ("threads", "device", "distributed", "checkpoint_every", "num_workers"):

@@ -38,7 +38,7 @@ from spectral.models.builtin import BuiltinBackbone, BuiltinConfig
 from spectral.models.speaker import CHECKPOINT_FORMAT
 from spectral.train.common import (add_common_arguments, check_feature_dim, log_config, resolve, run_stage,
                                    set_threads)
-from spectral.train.config import RunConfig, system_name
+from spectral.train.config import RunConfig, effective_train_dict, system_name
 from spectral.train.data import SpeakerData, split_validation
 from spectral.train.loop import atomic_save, setup_distributed, train
 from spectral.train.trainset import record as train_data_record
@@ -165,6 +165,10 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
     backbone, pre_ckpt = load_backbone(cfg, backbone_checkpoint)
     model = SpeakerModel(backbone, cfg.backend, train_data.num_speakers)
     if pre_ckpt is not None and tcfg.init_backend:
+        pre_objective = pre_ckpt["config"].get("train", {}).get("objective", "speaker")
+        if pre_objective != "speaker":
+            raise InputError(backbone_checkpoint, f"was pre-trained with objective {pre_objective!r}, which trains no "
+                                                  "speaker back-end; set finetune.init_backend: false")
         saved_backend = pre_ckpt["config"]["backend"]
         if saved_backend != cfg.backend.to_dict():
             raise InputError(backbone_checkpoint, "its back-end has other settings than the backend section; "
@@ -189,6 +193,7 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
         "factors": str(factors_path), "speakers": train_data.speakers, "utts": len(train_data),
     }
     for section in ("pretrain", "finetune"):
+        fingerprint["config"][section] = effective_train_dict(getattr(cfg, section))
         for key in ("threads", "device", "distributed", "checkpoint_every", "num_workers"):
             fingerprint["config"][section].pop(key)
         if fingerprint["config"][section]["precision"] == "fp32":  # last.pt of before mixed precision still fits

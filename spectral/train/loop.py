@@ -21,6 +21,12 @@ weights (:func:`recalibrate_batchnorm`) before validation, the checkpoint and fi
 ``precision`` bf16/fp16 runs forward passes under autocast, fp16 with a gradient scaler whose
 state is in last.pt (:mod:`spectral.train.precision`); ``num_workers`` > 0 reads the crops
 in DataLoader workers (:mod:`spectral.train.loader`), the same crops in the same order.
+
+What is minimised is a *loss module*, ``objective(x, y) -> (loss, hits)`` holding the model as
+``objective.model``: ``hits`` (batch,) scores each item in [0, 1] for the accuracy columns.
+The default is the speaker classifier's AAM-softmax (hits: the arg-max is the speaker); the
+pretrain stage's masked prediction is :class:`spectral.train.masked.MaskedObjective`. Every
+trainable tensor lives in the model (a loss head too), so checkpoints hold them all.
 """
 
 from __future__ import annotations
@@ -172,14 +178,18 @@ def margin_factor(step: int, total_steps: int, ramp_share: float = MARGIN_RAMP) 
 
 
 class _WithLoss(nn.Module):
-    """model + head as one module, so DistributedDataParallel sees the whole graph."""
+    """The speaker objective: model + AAM head as one loss module, so DistributedDataParallel sees the whole graph.
+
+    ``(x, y) -> (loss, hits)``, hits 1 where the head's arg-max is the speaker ``y``, else 0.
+    """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        return self.model.head(self.model(x), y)
+        loss, cos = self.model.head(self.model(x), y)
+        return loss, (cos.detach().argmax(dim=1) == y).to(loss.dtype)
 
 
 def _step_seed(seed: int, epoch: int, step: int, rank: int) -> int:
@@ -187,23 +197,31 @@ def _step_seed(seed: int, epoch: int, step: int, rank: int) -> int:
 
 
 @torch.no_grad()
-def validate(model: nn.Module, data: SpeakerData, batch_size: int, device: torch.device) -> tuple[float, float]:
-    """(mean loss, accuracy) on ``data`` with centre crops, eval mode; (nan, nan) when it is empty."""
+def validate(objective: nn.Module, data: SpeakerData, batch_size: int, device: torch.device,
+             seed: int = 0) -> tuple[float, float]:
+    """(mean loss, mean hits) of the loss module ``objective`` on ``data``: centre crops, eval mode.
+
+    (nan, nan) when ``data`` is empty. Batch ``b`` runs with torch's CPU generator seeded from
+    (seed, b) (masks of the masked objective), restored afterwards, so validation is the same
+    in every epoch and leaves the training run's random state as it was.
+    """
     if len(data) == 0:
         return math.nan, math.nan
-    was = model.training
-    model.eval()
-    loss_sum, correct = 0.0, 0
-    for i in range(0, len(data), batch_size):
+    was = objective.training
+    objective.eval()
+    loss_sum, hit_sum = 0.0, 0.0
+    for b, i in enumerate(range(0, len(data), batch_size)):
         utts = data.utts[i : i + batch_size]
         items = [type("I", (), {"utt": u, "label": data.label_of[data.utt2spk[u]]})() for u in utts]
         x, y = data.batch(items, [None] * len(items), augment=False)
         x, y = x.to(device), y.to(device)
-        loss, cos = model.head(model(x), y)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(np.random.default_rng([seed, b, 7919]).integers(2**62)))
+            loss, hits = objective(x, y)
         loss_sum += float(loss) * len(utts)
-        correct += int((cos.argmax(dim=1) == y).sum())
-    model.train(was)
-    return loss_sum / len(data), correct / len(data)
+        hit_sum += float(hits.sum())
+    objective.train(was)
+    return loss_sum / len(data), hit_sum / len(data)
 
 
 def recalibrate_batchnorm(model: nn.Module, data: SpeakerData, tcfg: TrainConfig, epoch: int, info: DistInfo) -> int:
@@ -264,8 +282,12 @@ def train(
     dist_info: DistInfo | None = None,
     progress: bool = True,
     desc: str = "train",
+    objective: nn.Module | None = None,
 ) -> list[dict]:
     """Train ``model`` (a SpeakerModel with its head; trainable = requires_grad) and call ``write_final``.
+
+    ``objective`` is the loss module (see the module docstring; its ``model`` must be
+    ``model``); None is the speaker objective, AAM-softmax through ``model.head``.
 
     Resumes from ``exp_dir/checkpoints/last.pt`` when one exists and its ``fingerprint`` (the
     settings that determine the result) equals this run's; raises InputError otherwise.
@@ -320,7 +342,10 @@ def train(
         log.info("training from scratch: %d epochs of %d steps, %d trainable parameters", tcfg.epochs, steps, n_trainable)
 
     margin = float(model.head.margin) if hasattr(getattr(model, "head", None), "margin") else None
-    wrapped: nn.Module = _WithLoss(model)
+    objective = objective if objective is not None else _WithLoss(model)
+    if objective.model is not model:
+        raise ValueError("the loss module must hold the trained model as .model")
+    wrapped: nn.Module = objective
     if info.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -368,9 +393,9 @@ def train(
             if margin is not None:
                 model.head.margin = margin * margin_factor(epoch * steps + step, steps * tcfg.epochs, tcfg.margin_ramp)
             with prec.autocast():
-                loss, cos = wrapped(x, y)
+                loss, hits = wrapped(x, y)
             loss = loss.float()
-            stats = torch.stack([loss.detach() * len(y), (cos.detach().argmax(dim=1) == y).sum().to(loss.dtype),
+            stats = torch.stack([loss.detach() * len(y), hits.detach().sum().to(loss.dtype),
                                  torch.tensor(float(len(y)), dtype=loss.dtype, device=loss.device)])
             if info.world > 1:
                 dist.all_reduce(stats)
@@ -401,7 +426,7 @@ def train(
         stream.close()
         with prec.autocast():
             recalibrate_batchnorm(model, train_data, tcfg, epoch, info)
-            val_loss, val_acc = validate(model, val_data, tcfg.batch_size, info.device)
+            val_loss, val_acc = validate(objective, val_data, tcfg.batch_size, info.device, tcfg.seed)
         sums["seconds"] += time.perf_counter() - started
         row = {
             "epoch": epoch + 1,

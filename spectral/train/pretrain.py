@@ -1,9 +1,16 @@
-"""Stage pretrain: train the built-in backbone with a speaker back-end on the pre-training corpus.
+"""Stage pretrain: train the built-in backbone on the pre-training corpus.
 
-Only where no pre-trained checkpoint is configured (the embedded default). Reads
-``<data-dir>/{utt2spk,feats.scp}`` (``wav.scp`` too with waveform augmentation); writes
-``<exp-dir>/final.pt`` (format in :mod:`spectral.models.speaker`), ``train_log.tsv`` and
-``checkpoints/last.pt`` (see :mod:`spectral.train.loop`). Settings: the ``model``,
+Only where no pre-trained checkpoint is configured (the embedded default). The objective is
+``pretrain.objective``: ``speaker`` trains the backbone with a speaker back-end and AAM head;
+``masked`` is self-supervised masked prediction of the input fbank
+(:mod:`spectral.train.masked`), the back-end and head staying at their seeded random
+initialisation. Reads ``<data-dir>/{utt2spk,feats.scp}`` (``wav.scp`` too with waveform
+augmentation); writes ``<exp-dir>/final.pt`` (format in :mod:`spectral.models.speaker`; with
+objective masked the back-end and head it holds are untrained, ``config.train.objective``
+says so, and the prediction head is stored under ``"pretext"``), ``train_log.tsv`` (objective
+masked: loss and val_loss are the masked L1 loss, accuracy the share of masked frames predicted
+better than by the crop's mean visible frame) and ``checkpoints/last.pt`` (see
+:mod:`spectral.train.loop`). Settings: the ``model``,
 ``backend``, ``pretrain`` and ``augment`` sections. Command line: ``spectral-pretrain``;
 shell stage: ``steps/pretrain.sh``.
 """
@@ -23,7 +30,7 @@ from spectral.models.builtin import initial_backbone
 from spectral.models.speaker import CHECKPOINT_FORMAT
 from spectral.train.common import (add_common_arguments, check_feature_dim, log_config, resolve, run_stage,
                                    set_threads)
-from spectral.train.config import RunConfig
+from spectral.train.config import RunConfig, effective_train_dict
 from spectral.train.data import SpeakerData, split_validation
 from spectral.train.loop import atomic_save, setup_distributed, train
 
@@ -47,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train_fingerprint(tcfg) -> dict:
-    d = tcfg.to_dict()
+    d = effective_train_dict(tcfg)
     for key in ("threads", "device", "distributed", "checkpoint_every", "num_workers"):
         d.pop(key)
     if d["precision"] == "fp32":  # last.pt of before mixed precision still fits
@@ -86,6 +93,17 @@ def pretrain(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, progress
     # seeds the generator, then draws the backbone, then (below) the back-end: the svd stage
     # re-creates this initialisation from the seed to measure what pre-training changed
     model = SpeakerModel(initial_backbone(cfg.model.builtin, tcfg.seed), cfg.backend, train_data.num_speakers)
+    objective = None
+    if tcfg.objective == "masked":
+        from spectral.train.masked import MaskedObjective, MaskedPredictionHead
+
+        model.pretext = MaskedPredictionHead(cfg.model.builtin)  # drawn after the rest: same init as speaker
+        for part in (model.backend, model.head):
+            part.requires_grad_(False)
+        objective = MaskedObjective(model, tcfg.mask_prob, tcfg.mask_span)
+        if info.main:
+            log.info("objective masked: %.0f %% of frames in spans of %d; the back-end and head stay untrained",
+                     100 * tcfg.mask_prob, tcfg.mask_span)
     fingerprint = {
         "stage": "pretrain", "model": cfg.model.to_dict(), "backend": cfg.backend.to_dict(),
         "train": _train_fingerprint(tcfg), "augment": cfg.augment.to_dict(),
@@ -93,10 +111,13 @@ def pretrain(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, progress
     }
 
     def write_final(trained, history) -> None:
+        state = {k: v.detach().cpu() for k, v in trained.state_dict().items()}
+        pretext = {k[len("pretext."):]: state.pop(k) for k in list(state) if k.startswith("pretext.")}
         atomic_save(
             {
                 "format": CHECKPOINT_FORMAT,
-                "model": {k: v.detach().cpu() for k, v in trained.state_dict().items()},
+                "model": state,
+                **({"pretext": pretext} if pretext else {}),
                 "config": {"model": cfg.model.to_dict(), "backend": cfg.backend.to_dict(), "adapter": None,
                            "train": tcfg.to_dict(), "augment": cfg.augment.to_dict(), "ssl_config": None},
                 "speakers": train_data.speakers,
@@ -107,9 +128,11 @@ def pretrain(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, progress
             },
             final,
         )
-        log.info("wrote %s (validation accuracy %.4f)", final, history[-1]["val_accuracy"])
+        log.info("wrote %s (validation loss %.4f, accuracy %.4f)", final, history[-1]["val_loss"],
+                 history[-1]["val_accuracy"])
 
-    train(model, train_data, val_data, tcfg, exp_dir, fingerprint, write_final, info, progress, desc="pretrain")
+    train(model, train_data, val_data, tcfg, exp_dir, fingerprint, write_final, info, progress, desc="pretrain",
+          objective=objective)
     return final
 
 
