@@ -330,6 +330,25 @@ def write_outputs(
     return final
 
 
+def factors_by_module(factors: dict, names: list[str], source: str) -> dict:
+    """``factors`` (of :func:`load_factors`) keyed by the adapted model's module ``names``.
+
+    The svd stage may have written them under a prefix (``backbone.``): a name matches the one
+    key equal to it or ending in ``"." + name``. Raises InputError naming ``source`` when a
+    module has no factors or several."""
+    out = {}
+    for name in names:
+        if name in factors:
+            out[name] = factors[name]
+            continue
+        hits = [k for k in factors if k.endswith("." + name)]
+        if len(hits) != 1:
+            raise InputError(source, f"holds {'no' if not hits else 'several'} factors for module {name!r} "
+                                     f"(it holds e.g. {next(iter(factors), '(none)')!r}); rerun the svd stage with the same targets")
+        out[name] = factors[hits[0]]
+    return out
+
+
 def load_factors(path: str | Path) -> dict[str, dict[str, Tensor]]:
     """Read ``factors.pt`` (``weights_only=True``); return its module name -> factor dict map.
 

@@ -106,20 +106,6 @@ def layer_delta(layer: nn.Module, initial: tuple[Tensor, Tensor] | None = None) 
     raise NoLowRankForm(f"peft/: layer {type(layer).__name__} ({getattr(layer, 'method', '?')}) has no low-rank form; {INSTEAD}")
 
 
-def _suffix_map(factors: Mapping[str, Any], names: list[str], source: str) -> dict[str, Any]:
-    """Factors keyed by the adapted model's module names (the svd stage may add a prefix)."""
-    out = {}
-    for name in names:
-        if name in factors:
-            out[name] = factors[name]
-            continue
-        hits = [k for k in factors if k.endswith("." + name)]
-        if len(hits) != 1:
-            raise InputError(source, f"holds {'no' if not hits else 'several'} factors for module {name!r}")
-        out[name] = factors[hits[0]]
-    return out
-
-
 def pretrained_backbone(ckpt: Mapping[str, Any], backbone_checkpoint: str | Path | None = None,
                         pretrained_dir: str | Path | None = None) -> nn.Module:
     """The pre-trained backbone the system of ``ckpt`` was fine-tuned from (not adapted).
@@ -167,7 +153,9 @@ def peft_tensors(ckpt: Mapping[str, Any], pretrained: nn.Module, factors: Mappin
     if cfg.method in USES_FACTORS:
         if factors is None:
             raise InputError("--factors", f"method {cfg.method} needs the svd stage's factors.pt the finetune stage read")
-        factors = _suffix_map(factors, names, source)
+        from spectral.svd import factors_by_module
+
+        factors = factors_by_module(factors, names, source)
     else:
         factors = None
     apply_adapters(root, cfg, factors=factors)

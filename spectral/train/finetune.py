@@ -76,21 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _suffix_map(factors: dict, names: list[str], source: str) -> dict:
-    """Factors keyed by the adapted model's module names (the svd stage may add a prefix such as 'backbone.')."""
-    out = {}
-    for name in names:
-        if name in factors:
-            out[name] = factors[name]
-            continue
-        hits = [k for k in factors if k.endswith("." + name)]
-        if len(hits) != 1:
-            raise InputError(source, f"holds {'no' if not hits else 'several'} factors for module {name!r} "
-                                     f"(it holds e.g. {next(iter(factors), '(none)')!r}); rerun the svd stage with the same targets")
-        out[name] = factors[hits[0]]
-    return out
-
-
 def load_backbone(cfg: RunConfig, checkpoint: str | None) -> tuple[torch.nn.Module, dict | None]:
     """The pre-trained backbone and, for builtin, the pre-training checkpoint it came from."""
     if cfg.model.backbone == "builtin":
@@ -177,9 +162,9 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
     root = adapter_root(model)
     factors = None
     if factors_path and cfg.adapter.method in USES_FACTORS:
-        from spectral.svd import load_factors
+        from spectral.svd import factors_by_module, load_factors
 
-        factors = _suffix_map(load_factors(factors_path), find_targets(root, cfg.adapter.targets), factors_path)
+        factors = factors_by_module(load_factors(factors_path), find_targets(root, cfg.adapter.targets), factors_path)
     n_targets = len(find_targets(root, cfg.adapter.targets)) if cfg.adapter.method != "full" else "all"
     try:
         apply_adapters(root, cfg.adapter, factors=factors)
