@@ -308,7 +308,7 @@ def load_system(
     """
     from spectral.adapters.api import find_targets
     from spectral.models import ModelConfig, adapter_root, build_backbone, read_checkpoint
-    from spectral.models.builtin import BuiltinBackbone, BuiltinConfig
+    from spectral.models.speaker import load_pretrained_builtin
 
     ckpt = read_checkpoint(finetuned)
     config = ckpt["config"]
@@ -318,17 +318,7 @@ def load_system(
     model_cfg = ModelConfig.from_dict(config["model"])
     method, targets = adapter["method"], list(adapter["targets"])
     if model_cfg.backbone == "builtin":
-        pre = read_checkpoint(pretrained)
-        saved = BuiltinConfig.from_dict(pre["config"]["model"]["builtin"])
-        if saved != model_cfg.builtin:
-            raise InputError(pretrained, f"holds a builtin backbone of shape {saved.to_dict()}, the system one of "
-                                         f"{model_cfg.builtin.to_dict()}")
-        root = BuiltinBackbone(saved)
-        state = {k[len("backbone."):]: v for k, v in pre["model"].items() if k.startswith("backbone.")}
-        try:
-            root.load_state_dict(state)
-        except RuntimeError as err:
-            raise InputError(pretrained, f"the backbone weights do not fit ({err})") from None
+        root, _ = load_pretrained_builtin(pretrained, model_cfg.builtin)
         prefix = "backbone."
     else:
         path = Path(pretrained)

@@ -113,21 +113,15 @@ def pretrained_backbone(ckpt: Mapping[str, Any], backbone_checkpoint: str | Path
     builtin: read from ``backbone_checkpoint`` (the pretrain stage's final.pt); wavlm/hubert:
     from ``pretrained_dir`` or else the model.path recorded in the checkpoint.
     """
-    from spectral.models import BuiltinBackbone, BuiltinConfig, ModelConfig
-    from spectral.models.speaker import read_checkpoint
+    from spectral.models import ModelConfig
+    from spectral.models.speaker import load_pretrained_builtin
     from spectral.models.ssl import load_ssl_backbone
 
     model_cfg = ModelConfig.from_dict(ckpt["config"]["model"])
     if model_cfg.backbone == "builtin":
         if not backbone_checkpoint:
             raise InputError("--backbone-checkpoint", "peft/ of a builtin system needs the pretrain stage's final.pt")
-        pre = read_checkpoint(backbone_checkpoint)
-        backbone = BuiltinBackbone(BuiltinConfig.from_dict(pre["config"]["model"]["builtin"]))
-        state = {k[len("backbone."):]: v for k, v in pre["model"].items() if k.startswith("backbone.")}
-        try:
-            backbone.load_state_dict(state)
-        except RuntimeError as err:
-            raise InputError(backbone_checkpoint, f"the backbone weights do not fit ({err})") from None
+        backbone, _ = load_pretrained_builtin(backbone_checkpoint)
         return backbone.eval()
     return load_ssl_backbone(pretrained_dir or model_cfg.path, model_cfg.backbone).eval()
 

@@ -132,6 +132,25 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+
+def load_pretrained_builtin(path: str | Path, expected: BuiltinConfig | None = None) -> tuple[BuiltinBackbone, dict[str, Any]]:
+    """The builtin backbone of a pretrain stage's ``final.pt``, and the checkpoint.
+
+    With ``expected``, a checkpoint whose backbone has another shape is refused naming both.
+    Raises InputError naming the file when the weights do not fit the shape it records."""
+    ckpt = read_checkpoint(path)
+    saved = BuiltinConfig.from_dict(ckpt["config"]["model"]["builtin"])
+    if expected is not None and saved != expected:
+        raise InputError(path, f"holds a builtin backbone of shape {saved.to_dict()}, but model.builtin is "
+                               f"{expected.to_dict()}; rerun pretrain or fix the config")
+    backbone = BuiltinBackbone(saved)
+    state = {k[len("backbone."):]: v for k, v in ckpt["model"].items() if k.startswith("backbone.")}
+    try:
+        backbone.load_state_dict(state)
+    except RuntimeError as err:
+        raise InputError(path, f"the backbone weights do not fit ({err})") from None
+    return backbone, ckpt
+
 def _key_differences(saved: Any, expected: Mapping[str, Any], where: str) -> list[str]:
     """Keys of ``expected`` (nested dicts) missing from ``saved`` or ``saved`` keys it lacks."""
     if not isinstance(saved, Mapping):

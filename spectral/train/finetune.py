@@ -33,9 +33,8 @@ from spectral.adapters import adapter_state_dict, apply_adapters, count_trainabl
 from spectral.adapters.api import USES_FACTORS
 from spectral.data.kaldi import c_sorted, read_table
 from spectral.errors import InputError
-from spectral.models import SpeakerModel, adapter_root, build_backbone, read_checkpoint
-from spectral.models.builtin import BuiltinBackbone, BuiltinConfig
-from spectral.models.speaker import CHECKPOINT_FORMAT
+from spectral.models import SpeakerModel, adapter_root, build_backbone
+from spectral.models.speaker import CHECKPOINT_FORMAT, load_pretrained_builtin
 from spectral.train.common import (add_common_arguments, check_feature_dim, log_config, resolve, run_stage,
                                    set_threads)
 from spectral.train.config import RunConfig, effective_train_dict, system_name
@@ -81,18 +80,7 @@ def load_backbone(cfg: RunConfig, checkpoint: str | None) -> tuple[torch.nn.Modu
     if cfg.model.backbone == "builtin":
         if not checkpoint:
             raise InputError("--backbone-checkpoint", "the builtin backbone needs the pretrain stage's final.pt")
-        ckpt = read_checkpoint(checkpoint)
-        saved = BuiltinConfig.from_dict(ckpt["config"]["model"]["builtin"])
-        if saved != cfg.model.builtin:
-            raise InputError(checkpoint, f"holds a builtin backbone of shape {saved.to_dict()}, but model.builtin is "
-                                         f"{cfg.model.builtin.to_dict()}; rerun pretrain or fix the config")
-        backbone = BuiltinBackbone(saved)
-        state = {k[len("backbone."):]: v for k, v in ckpt["model"].items() if k.startswith("backbone.")}
-        try:
-            backbone.load_state_dict(state)
-        except RuntimeError as err:
-            raise InputError(checkpoint, f"the backbone weights do not fit ({err})") from None
-        return backbone, ckpt
+        return load_pretrained_builtin(checkpoint, cfg.model.builtin)
     return build_backbone(cfg.model), None
 
 
