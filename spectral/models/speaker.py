@@ -163,6 +163,20 @@ def _key_differences(saved: Any, expected: Mapping[str, Any], where: str) -> lis
     return out
 
 
+#: Settings added after checkpoints existed that only change how a model is *initialised*, with the
+#: one value every earlier checkpoint was made with: filled in where missing, not refused.
+KEYS_NEWER_THAN_CHECKPOINTS: dict[tuple[str, ...], Any] = {("model", "builtin", "qk_init_scale"): 1.0}
+
+
+def _fill_keys_newer_than(config: Any) -> None:
+    for (*sections, key), value in KEYS_NEWER_THAN_CHECKPOINTS.items():
+        node = config
+        for section in sections:
+            node = node.get(section) if isinstance(node, Mapping) else None
+        if isinstance(node, dict) and key not in node:
+            node[key] = value
+
+
 def check_checkpoint_config(path: str | Path, ckpt: Mapping[str, Any]) -> tuple[ModelConfig, BackendConfig]:
     """The model and back-end settings a checkpoint was written with, checked key by key.
 
@@ -173,6 +187,7 @@ def check_checkpoint_config(path: str | Path, ckpt: Mapping[str, Any]) -> tuple[
     config = ckpt.get("config")
     if not isinstance(config, Mapping):
         raise InputError(path, "its 'config' is not a mapping of settings")
+    _fill_keys_newer_than(config)
     problems = []
     for section, expected in (("model", ModelConfig().to_dict()), ("backend", BackendConfig().to_dict())):
         problems += _key_differences(config.get(section, None), expected, f"config.{section}") if section in config \

@@ -94,3 +94,15 @@ def test_fbank_of_another_size_than_the_backbone_input_is_refused_before_trainin
     with pytest.raises(InputError, match=r"holds 80-dimensional fbank features, but model.builtin.n_mels is 40"):
         pretrain(resolve_config(tiny_cfg), data_copy, tmp_path / "exp", progress=False)
     assert not (tmp_path / "exp" / "final.pt").exists()
+
+
+def test_a_checkpoint_from_before_qk_init_scale_still_embeds_as_before(checkpoint, tiny_data, tmp_path):  # noqa: F811
+    # qk_init_scale only changes the initialisation; every earlier checkpoint was made with 1.0
+    ckpt = torch.load(checkpoint, weights_only=True)
+    ckpt["config"]["model"]["builtin"].pop("qk_init_scale")
+    old = tmp_path / "old.pt"
+    torch.save(ckpt, old)
+    a = embed.embed_set(old, tiny_data, tmp_path / "old", progress=False)
+    b = embed.embed_set(checkpoint, tiny_data, tmp_path / "new", progress=False)
+    assert a.read_text().count("\n") == b.read_text().count("\n") > 0
+    assert (tmp_path / "old" / "xvector.ark").read_bytes() == (tmp_path / "new" / "xvector.ark").read_bytes()
