@@ -69,12 +69,20 @@ class SSLBackbone(nn.Module):
         if wave.dim() != 2:
             raise ValueError(f"expected waveform of shape (batch, samples), got {tuple(wave.shape)}")
         if lengths is None:
-            # zero mean, unit variance per utterance, as Wav2Vec2FeatureExtractor(do_normalize=True)
-            wave = (wave - wave.mean(dim=1, keepdim=True)) / torch.sqrt(wave.var(dim=1, keepdim=True) + 1e-7)
-            out = self.model(wave, output_hidden_states=True, return_dict=True)
+            out = self.model(_normalise(wave), output_hidden_states=True, return_dict=True)
             return list(out.hidden_states)
         lengths = lengths.to(wave.device)
         real = torch.arange(wave.shape[1], device=wave.device)[None, :] < lengths[:, None]
+        group = self.front_end_samples if wave.device.type == "cpu" else None
+        if group is not None:
+            features = self._front_end_by_rows(wave, lengths, group)
+            extractor = self.model.feature_extractor
+            extractor.forward = lambda input_values: features  # the transformers model takes these features
+            try:
+                out = self.model(wave, attention_mask=real.long(), output_hidden_states=True, return_dict=True)
+            finally:
+                del extractor.forward
+            return list(out.hidden_states)
         m = real.to(wave.dtype)
         n = lengths.to(wave.dtype)[:, None]
         mean = (wave * m).sum(dim=1, keepdim=True) / n
@@ -90,6 +98,46 @@ class SSLBackbone(nn.Module):
             for norm in norms:
                 norm.lengths = None
         return list(out.hidden_states)
+
+    #: On CPU, the rows of a padded batch go through the convolutional front end on their real
+    #: samples only, rows of equal length together up to this many samples a call (None: the
+    #: whole padded batch at once, with masked statistics, as on a GPU). The front end is most
+    #: of a small model's cost and its first layers' activations are 3200 frames a second wide:
+    #: a 60 s batch at once spills the caches and ran slower than one utterance at a time
+    #: (bench/bench_realpath.py); 6 s of 32-channel activations stay within a core's L2.
+    front_end_samples: int | None = 6 * 16000
+
+    def _front_end_by_rows(self, wave: Tensor, lengths: Tensor, group: int) -> Tensor:
+        """The front end's output (batch, channels, frames of the padded length), zero past each row's frames.
+
+        Each row is normalised and convolved over its real samples, exactly as it is alone;
+        padded frames are zero (the transformers encoder masks them out of every layer)."""
+        n_rows = wave.shape[0]
+        by_length: dict[int, list[int]] = {}
+        for row, n in enumerate(lengths.tolist()):
+            by_length.setdefault(int(n), []).append(row)
+        frames = self.frame_lengths(torch.tensor([wave.shape[1]] + sorted(by_length))).tolist()
+        total, frames_of = frames[0], dict(zip(sorted(by_length), frames[1:]))
+        out: Tensor | None = None
+        extractor = self.model.feature_extractor
+        for n, rows in by_length.items():
+            if frames_of[n] < 1:
+                raise ValueError(f"a row of {n} samples is shorter than the front end's receptive field")
+            step = max(1, group // n)
+            for i in range(0, len(rows), step):
+                chunk = rows[i : i + step]
+                index = torch.tensor(chunk, device=wave.device)
+                feats = extractor(_normalise(wave.index_select(0, index)[:, :n]))  # (rows, channels, frames)
+                if out is None:
+                    out = feats.new_zeros(n_rows, feats.shape[1], total)
+                out[index, :, : feats.shape[2]] = feats
+        assert out is not None
+        return out
+
+
+def _normalise(wave: Tensor) -> Tensor:
+    """Zero mean, unit variance per row, as Wav2Vec2FeatureExtractor(do_normalize=True)."""
+    return (wave - wave.mean(dim=1, keepdim=True)) / torch.sqrt(wave.var(dim=1, keepdim=True) + 1e-7)
 
 
 class LengthAwareGroupNorm(nn.GroupNorm):
