@@ -100,6 +100,19 @@ def test_the_cpu_front_end_takes_rows_of_equal_length_together_in_groups(tmp_pat
     assert sorted(shapes[:-1]) == [(1, 1000), (1, 3000), (1, 5000), (2, 3000)]
 
 
+def test_a_part_shared_by_the_whole_utterance_and_its_crops_is_computed_once(wave_set, tmp_path, monkeypatch):
+    """An utterance no longer than a crop is its whole part and every crop: one row, not 1 + crops."""
+    ckpt, data = wave_set
+    from spectral.models.speaker import SpeakerModel
+
+    rows: list[int] = []
+    real_forward = SpeakerModel.forward
+    monkeypatch.setattr(SpeakerModel, "forward", lambda self, x, lengths=None: rows.append(x.shape[0]) or real_forward(self, x, lengths))
+    embed.embed_set(ckpt, data, tmp_path / "b", crops=3, crop_seconds=1.0, threads=1, progress=False, batch_seconds=6.0)
+    # 8 utterances of 0.2-4 s, each whole and 3 crops of 1 s; those of 0.2, 0.5 and 0.35 s are one row each
+    assert sum(rows) == 8 * 4 - 3 * 3
+
+
 def test_group_norm_statistics_count_only_real_frames(tmp_path):
     """Without the length-aware group norm the zero padding would shift the first layer's statistics."""
     from spectral.models.ssl import LengthAwareGroupNorm
