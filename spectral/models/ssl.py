@@ -72,17 +72,21 @@ class SSLBackbone(nn.Module):
             out = self.model(_normalise(wave), output_hidden_states=True, return_dict=True)
             return list(out.hidden_states)
         lengths = lengths.to(wave.device)
-        real = torch.arange(wave.shape[1], device=wave.device)[None, :] < lengths[:, None]
         group = self.front_end_samples if wave.device.type == "cpu" else None
         if group is not None:
             features = self._front_end_by_rows(wave, lengths, group)
-            extractor = self.model.feature_extractor
-            extractor.forward = lambda input_values: features  # the transformers model takes these features
+            frames = torch.arange(features.shape[2], device=wave.device)[None, :] < self.frame_lengths(lengths)[:, None]
+            # the transformers model takes these features and their frame mask as they are (its
+            # own would scan a (batch, samples) int64 mask, a few % of a small model's time)
+            model, extractor = self.model, self.model.feature_extractor
+            extractor.forward = lambda input_values: features
+            model._get_feature_vector_attention_mask = lambda length, attention_mask, add_adapter=None: frames
             try:
-                out = self.model(wave, attention_mask=real.long(), output_hidden_states=True, return_dict=True)
+                out = model(wave, attention_mask=lengths[:, None], output_hidden_states=True, return_dict=True)
             finally:
-                del extractor.forward
+                del extractor.forward, model._get_feature_vector_attention_mask
             return list(out.hidden_states)
+        real = torch.arange(wave.shape[1], device=wave.device)[None, :] < lengths[:, None]
         m = real.to(wave.dtype)
         n = lengths.to(wave.dtype)[:, None]
         mean = (wave * m).sum(dim=1, keepdim=True) / n
@@ -127,7 +131,7 @@ class SSLBackbone(nn.Module):
             for i in range(0, len(rows), step):
                 chunk = rows[i : i + step]
                 index = torch.tensor(chunk, device=wave.device)
-                feats = extractor(_normalise(wave.index_select(0, index)[:, :n]))  # (rows, channels, frames)
+                feats = extractor(_normalise(wave[:, :n].index_select(0, index)))  # (rows, channels, frames)
                 if out is None:
                     out = feats.new_zeros(n_rows, feats.shape[1], total)
                 out[index, :, : feats.shape[2]] = feats
