@@ -15,8 +15,10 @@ Extraction is batched: the parts of every utterance (whole utterances and crops 
 sorted by length and packed into batches of at most ``--batch-seconds`` of padded input; the
 model is told each row's real length (attention masks in the backbone, masked convolutions
 and pooling in the back-end), so an embedding does not depend on what it was batched with
-(equal to the one-at-a-time path, ``--batch-seconds 0``, within float rounding). Utterances
-are read in windows of similar length, so memory stays bounded on any set.
+(equal to the one-at-a-time path, ``--batch-seconds 0``, within float rounding). A part
+that occurs twice in an utterance (one no longer than a crop is its whole part and every
+crop) is computed once. Utterances are read in windows of similar length, so memory stays
+bounded on any set.
 
 ``--reuse DIR`` takes the embeddings of utterances already embedded into DIR (another set's
 output of the same checkpoint and settings, e.g. ``vox1_dev`` inside ``vox1_all``) instead of

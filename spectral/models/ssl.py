@@ -12,11 +12,14 @@ q_proj``) are those the svd stage reads from the same directory. WavLM's attenti
 and ``out_proj`` as modules, computing the same function. The model's own
 SpecAugment and layer drop are switched off: masking is the data pipeline's job, and
 dropping layers at random breaks resumable, deterministic training. With ``lengths`` (real
-samples of each row of a zero-padded batch) the waveform is normalised over its real samples
-and the transformers attention mask keeps padding out of every layer; the group-normalised
-first convolution of the Base-size models (``feat_extract_norm: group``, whose statistics
-span the whole time axis) counts real frames only (:class:`LengthAwareGroupNorm`), so each
-row comes out as it would alone. Reads the model directory only.
+samples of each row of a zero-padded batch) the transformers attention mask keeps padding out
+of every layer. On CPU each row is normalised and goes through the convolutional front end
+over its real samples, rows of equal length together in cache-sized groups
+(:attr:`SSLBackbone.front_end_samples`); elsewhere (a GPU) the padded batch goes at once, the
+waveform normalised over its real samples and the group-normalised first convolution of the
+Base-size models (``feat_extract_norm: group``, whose statistics span the whole time axis)
+counting real frames only (:class:`LengthAwareGroupNorm`). Either way each row comes out as
+it would alone. Reads the model directory only.
 """
 
 from __future__ import annotations
@@ -105,10 +108,12 @@ class SSLBackbone(nn.Module):
 
     #: On CPU, the rows of a padded batch go through the convolutional front end on their real
     #: samples only, rows of equal length together up to this many samples a call (None: the
-    #: whole padded batch at once, with masked statistics, as on a GPU). The front end is most
-    #: of a small model's cost and its first layers' activations are 3200 frames a second wide:
-    #: a 60 s batch at once spills the caches and ran slower than one utterance at a time
-    #: (bench/bench_realpath.py); 6 s of 32-channel activations stay within a core's L2.
+    #: whole padded batch at once, with masked statistics, as on a GPU). The front end is half
+    #: of a small model's cost and its first layers' activations are 3200 frames a second wide.
+    #: On bench/bench_realpath.py's set (tiny WavLM, one thread, CPU time) the front end took
+    #: 0.75 s as padded 60 s batches with masked statistics, 0.44-0.47 s on the real samples
+    #: with all rows of a length at once (20 crops: 25 MB a layer, out of a core's 2 MB L2),
+    #: 0.32-0.34 s in groups of 6 s, and 0.42 s in groups of 2 s (more, smaller calls).
     front_end_samples: int | None = 6 * 16000
 
     def _front_end_by_rows(self, wave: Tensor, lengths: Tensor, group: int) -> Tensor:
