@@ -15,8 +15,10 @@ Extraction is batched: the parts of every utterance (whole utterances and crops 
 sorted by length and packed into batches of at most ``--batch-seconds`` of padded input; the
 model is told each row's real length (attention masks in the backbone, masked convolutions
 and pooling in the back-end), so an embedding does not depend on what it was batched with
-(equal to the one-at-a-time path, ``--batch-seconds 0``, within float rounding). Utterances
-are read in windows of similar length, so memory stays bounded on any set.
+(equal to the one-at-a-time path, ``--batch-seconds 0``, within float rounding). A part
+that occurs twice in an utterance (one no longer than a crop is its whole part and every
+crop) is computed once. Utterances are read in windows of similar length, so memory stays
+bounded on any set.
 
 ``--reuse DIR`` takes the embeddings of utterances already embedded into DIR (another set's
 output of the same checkpoint and settings, e.g. ``vox1_dev`` inside ``vox1_all``) instead of
@@ -53,14 +55,15 @@ def crop_starts(length: int, crop: int, n: int) -> list[int]:
     return [int(round(i * (length - crop) / max(n - 1, 1))) for i in range(n)] if n > 1 else [(length - crop) // 2]
 
 
+def _spans(n: int, max_len: int, crop_len: int, crops: int) -> list[tuple[int, int]]:
+    """(start, length) of the whole (centre-capped) utterance of ``n`` units and of its fixed crops."""
+    full = (0, n) if n <= max_len else ((n - max_len) // 2, max_len)
+    return [full] + [(start, min(crop_len, n - start)) for start in crop_starts(n, crop_len, crops)]
+
+
 def _parts(x: np.ndarray, max_len: int, crop_len: int, crops: int) -> list[np.ndarray]:
     """The whole (centre-capped) utterance and its fixed crops, along axis 0."""
-    n = x.shape[0]
-    full = x if n <= max_len else x[(n - max_len) // 2 : (n - max_len) // 2 + max_len]
-    parts = [full]
-    for start in crop_starts(n, crop_len, crops):
-        parts.append(x[start : start + crop_len])
-    return parts
+    return [x[start : start + length] for start, length in _spans(x.shape[0], max_len, crop_len, crops)]
 
 
 def plan_batches(lengths: list[int], budget: int) -> list[list[int]]:
@@ -313,28 +316,30 @@ def _embed_batched(model, reader: _Reader, utts: list[str], max_len: int, crop_l
             window.append(order[start])
             audio += min(lengths[order[start]], max_len) + crops * crop_len
             start += 1
+        # distinct parts only: an utterance no longer than a crop is its own whole part and every
+        # crop of it, and crops of one barely longer may coincide; each is computed once
         parts: list[np.ndarray] = []
-        owner: list[tuple[str, int]] = []
+        uses: dict[str, list[int]] = {}
         for utt in window:
-            for j, p in enumerate(_parts(reader.load(utt), max_len, crop_len, crops)):
-                parts.append(p)
-                owner.append((utt, j))
+            x, seen = reader.load(utt), {}
+            for span in _spans(x.shape[0], max_len, crop_len, crops):
+                if span not in seen:
+                    seen[span] = len(parts)
+                    parts.append(x[span[0] : span[0] + span[1]])
+                uses.setdefault(utt, []).append(seen[span])
         out: list = [None] * len(parts)
         for batch in plan_batches([p.shape[0] for p in parts], budget):
             longest = parts[batch[0]].shape[0]
             x = np.zeros((len(batch), longest) + parts[batch[0]].shape[1:], dtype=np.float32)
             for row, i in enumerate(batch):
                 x[row, : parts[i].shape[0]] = parts[i]
-            lens = torch.tensor([parts[i].shape[0] for i in batch])
-            same = bool((lens == longest).all())
-            embs = model(torch.from_numpy(x).to(dev), None if same else lens)
+            # lengths even when all are equal: the backbone's CPU front end then takes the rows
+            # in cache-sized groups (SSLBackbone.front_end_samples), not the whole batch at once
+            embs = model(torch.from_numpy(x).to(dev), torch.tensor([parts[i].shape[0] for i in batch]))
             for row, i in enumerate(batch):
                 out[i] = embs[row]
-        by_utt: dict[str, list] = {}
-        for (utt, j), e in zip(owner, out):
-            by_utt.setdefault(utt, []).append(e)
         for utt in window:
-            vectors[utt] = _combine(utt, by_utt[utt], reader.table[utt])
+            vectors[utt] = _combine(utt, [out[i] for i in uses[utt]], reader.table[utt])
         bar.update(len(window))
     bar.close()
     return vectors

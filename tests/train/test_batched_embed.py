@@ -72,14 +72,45 @@ def test_padding_changes_no_builtin_embedding():
     torch.testing.assert_close(batch, alone, atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("front_end", [None, 1, 8000, 10**9], ids=["padded", "by-row", "grouped", "all-at-once"])
 @pytest.mark.parametrize("kind,norm", [("wavlm", "group"), ("wavlm", "layer"), ("hubert", "group")])
-def test_padding_changes_no_ssl_embedding(kind, norm, tmp_path):
+def test_padding_changes_no_ssl_embedding(kind, norm, front_end, tmp_path):
+    """Whether the front end takes the padded batch with masked statistics (None, as on a GPU) or
+    the rows' real samples in groups of equal length (CPU), every row comes out as it does alone."""
     model = ssl_model(kind, norm, tmp_path / kind)
-    xs = [torch.randn(n) for n in (900, 24000, 4000, 3333)]  # 56 ms to 1.5 s in one batch
+    model.backbone.front_end_samples = front_end
+    xs = [torch.randn(n) for n in (900, 24000, 4000, 3333, 4000, 4000)]  # 56 ms to 1.5 s in one batch
     with torch.no_grad():
         alone = torch.stack([model(x[None])[0] for x in xs])
         batch = model(*padded(xs))
+        equal = model(torch.stack([xs[2], xs[4], xs[5]]), torch.tensor([4000] * 3))  # no padding at all
     torch.testing.assert_close(batch, alone, atol=1e-4, rtol=0)
+    torch.testing.assert_close(equal, alone[[2, 4, 5]], atol=1e-4, rtol=0)
+
+
+def test_the_cpu_front_end_takes_rows_of_equal_length_together_in_groups(tmp_path):
+    model = ssl_model("wavlm", "group", tmp_path / "w")
+    model.backbone.front_end_samples = 8000
+    shapes: list[tuple[int, ...]] = []
+    model.backbone.model.feature_extractor.register_forward_pre_hook(lambda mod, args: shapes.append(tuple(args[0].shape)))
+    xs = [torch.randn(n) for n in (5000, 3000, 3000, 3000, 1000)]
+    with torch.no_grad():
+        model(*padded(xs))
+    # the real samples only, two rows of 3000 a call (8000 // 3000), then the transformers model's own call
+    assert sorted(shapes[:-1]) == [(1, 1000), (1, 3000), (1, 5000), (2, 3000)]
+
+
+def test_a_part_shared_by_the_whole_utterance_and_its_crops_is_computed_once(wave_set, tmp_path, monkeypatch):
+    """An utterance no longer than a crop is its whole part and every crop: one row, not 1 + crops."""
+    ckpt, data = wave_set
+    from spectral.models.speaker import SpeakerModel
+
+    rows: list[int] = []
+    real_forward = SpeakerModel.forward
+    monkeypatch.setattr(SpeakerModel, "forward", lambda self, x, lengths=None: rows.append(x.shape[0]) or real_forward(self, x, lengths))
+    embed.embed_set(ckpt, data, tmp_path / "b", crops=3, crop_seconds=1.0, threads=1, progress=False, batch_seconds=6.0)
+    # 8 utterances of 0.2-4 s, each whole and 3 crops of 1 s; those of 0.2, 0.5 and 0.35 s are one row each
+    assert sum(rows) == 8 * 4 - 3 * 3
 
 
 def test_group_norm_statistics_count_only_real_frames(tmp_path):
