@@ -25,7 +25,7 @@ embedded: {size: tiny, seed: 7}
 features: {nj: 2}
 backend: {channels: 32}
 pretrain: {epochs: 1, steps_per_epoch: 4, batch_size: 8, checkpoint_every: 2}
-finetune: {epochs: 1, steps_per_epoch: 4, batch_size: 8, checkpoint_every: 2}
+finetune: {epochs: 1, steps_per_epoch: 4, batch_size: 8, checkpoint_every: 2, dev_speakers: 0}
 compare:
   seeds: [1]
   methods:

@@ -60,7 +60,7 @@ def test_workflow_selects_on_dev_val_metrics_only(tmp_path):
     assert line.count("--run lora") == 2 and "--run frozen" not in line
     assert "vox1_O" not in line and "vox1_H" not in line
     # without development speakers a grid is refused before any work
-    cfg.write_text("compare:\n  lr_grid: [0.5, 2.0]\n")
+    cfg.write_text("finetune:\n  dev_speakers: 0\ncompare:\n  lr_grid: [0.5, 2.0]\n")
     out = subprocess.run([snakemake, "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path / "w"), "-n", "results/comparison.md",
                           "--configfile", str(ROOT / "conf" / "config.yaml"), str(cfg)],
                          capture_output=True, text=True)
