@@ -58,7 +58,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from spectral.atomic import atomic_paths
-from spectral.adapters.config import matches_target
+from spectral.adapters.config import DEFAULT_DRIFT_TOP_K as DEFAULT_TOP_K, TOP_K_METHODS, matches_target
 from spectral.adapters.decompose import decompose
 from spectral.errors import InputError
 from spectral.logutil import log_invocation, run_main
@@ -66,10 +66,6 @@ from spectral.logutil import log_invocation, run_main
 log = logging.getLogger("spectral-drift")
 
 DRIFT_FORMAT = "spectral-drift/1"
-#: k where the system has none (every method but spectralft/spectralft_rot): by backbone kind.
-DEFAULT_TOP_K = {"builtin": 64, "wavlm": 256, "hubert": 256}
-#: Methods whose adapter has its own top_k.
-TOP_K_METHODS = ("spectralft", "spectralft_rot")
 #: Per-matrix measures, in drift.tsv's column order (after name, layer, kind, target, shape, k).
 MEASURES: tuple[str, ...] = (
     "updated",

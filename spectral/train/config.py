@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from spectral.settings import help_meta as _meta, strict_from_dict
-from spectral.adapters import AdapterConfig
-from spectral.adapters.config import IGNORED_FIELDS, SPECTRAL_METHODS
+from spectral.adapters.config import IGNORED_FIELDS, SPECTRAL_METHODS, AdapterConfig, matches_target
 from spectral.augment import MUSAN_PARTS, RIRS_PARTS
 from spectral.errors import InputError, read_utf8
-from spectral.models import BackendConfig, ModelConfig
+from spectral.models.config import BackendConfig, ModelConfig, builtin_linear_shapes
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 PRECISIONS = ("fp32", "bf16", "fp16")  # as spectral.train.precision.PRECISIONS
@@ -263,7 +262,7 @@ def effective_train_dict(tcfg: TrainConfig) -> dict[str, Any]:
 @dataclass
 class DataConfig:
     """What fine-tuning trains on: corpus and training set. Part of the system's identity; the
-    workflow fills it in (``add_system`` in steps/rules/common.smk), a bare command line may leave it empty."""
+    workflow fills it in (:meth:`spectral.workflow.Plan.train_data`), a bare command line may leave it empty."""
 
     corpus: str | None = field(default=None, metadata=_meta("corpus.name: embedded, vox1 or cnceleb1."))
     root: str | None = field(default=None, metadata=_meta("corpus.root: the corpus directory, as configured."))
@@ -416,18 +415,11 @@ def _ssl_linear_shapes(path: str, backbone: str) -> dict[str, tuple[int, int]] |
 
 def linear_shapes(model: ModelConfig) -> dict[str, tuple[int, int]] | None:
     """(out, in) of every nn.Linear of the backbone ``model`` describes, by the module names
-    adapters use; built on torch's meta device (no memory, no weights). None when it cannot
-    be known before the stage runs (an SSL model directory that is not there yet)."""
+    adapters use, from its settings alone (no torch, no weights). None when it cannot be known
+    before the stage runs (an SSL model directory that is not there yet)."""
     if model.backbone != "builtin":
         return _ssl_linear_shapes(model.path, model.backbone) if model.path else None
-    import torch
-
-    from spectral.models.builtin import BuiltinBackbone
-
-    with torch.device("meta"):
-        backbone = BuiltinBackbone(model.builtin)
-    return {name: tuple(m.weight.shape) for name, m in backbone.named_modules()
-            if name and isinstance(m, torch.nn.Linear)}
+    return builtin_linear_shapes(model.builtin)
 
 
 def check_settings(cfg: RunConfig, features: Mapping[str, Any] | None = None) -> None:
@@ -445,8 +437,6 @@ def check_settings(cfg: RunConfig, features: Mapping[str, Any] | None = None) ->
     shapes = linear_shapes(cfg.model)
     if shapes is None:
         return
-    from spectral.adapters.config import matches_target
-
     hits = {name: shape for name, shape in shapes.items() if matches_target(name, a.targets)}
     if not hits:
         examples = ", ".join(list(shapes)[:4])
