@@ -450,7 +450,7 @@ def read_drift(path: str | Path) -> dict:
 EXAMPLE = """example:
   spectral-drift --factors exp/svd/builtin/k64_b0/factors.pt \\
       exp/builtin_lora_r6_s1_0123abcd/final.pt exp/pretrain/builtin/final.pt exp/builtin_lora_r6_s1_0123abcd/drift
-  spectral-drift --top-k 256 exp/wavlm_sft/final.pt /models/wavlm-large exp/wavlm_sft/drift
+  spectral-drift --top-k 256 exp/SYSTEM/final.pt /models/wavlm-large exp/SYSTEM/drift
 """
 
 

@@ -369,8 +369,8 @@ def load_factors(path: str | Path) -> dict[str, dict[str, Tensor]]:
 # -- command line ---------------------------------------------------------------------------
 
 EXAMPLE = """example:
-  spectral-svd --targets 'q_proj k_proj' --top-k 256 exp/pretrain/wavlm_base/final.pt exp/svd/wavlm_base
-  spectral-svd --method lowrank --niter 4 /models/wavlm-large exp/svd/wavlm_large
+  spectral-svd --targets 'q_proj k_proj' --top-k 64 exp/pretrain/builtin/final.pt exp/svd/builtin/k64_b0
+  spectral-svd --method lowrank --niter 4 --top-k 256 /models/wavlm-large exp/svd/wavlm-large/k256_b0
 """
 
 
@@ -393,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="space-separated module-name patterns of the matrices to decompose: name suffixes "
         "or regular expressions (default: 'q_proj k_proj')",
     )
-    parser.add_argument("--top-k", type=int, default=256, help="leading singular triplets stored per matrix, k (default: 256)")
+    parser.add_argument("--top-k", type=int, default=64,
+                        help="leading singular triplets stored per matrix, k (default: 64, the schema's adapter.top_k)")
     parser.add_argument(
         "--bottom", type=int, default=0,
         help="trailing singular triplets also stored (for milora; needs --method full) (default: 0)",

@@ -12,7 +12,7 @@ usage="Usage: $0 [--config <yaml-file|json>] [--backbone-checkpoint final.pt] [-
  --exclude-speakers: the dev_trials stage's dev_speakers (needed when finetune.dev_speakers > 0)
  --nproc:   processes under torchrun (DistributedDataParallel; needs finetune.distributed: true)
  e.g.: $0 --config conf/config.yaml --backbone-checkpoint exp/pretrain/builtin/final.pt \\
-          --factors exp/svd/builtin/factors.pt data/vox1_dev exp/builtin_spectralft_k64_r4_s1_55394b4e"
+          --factors exp/svd/builtin/k64_b0/factors.pt data/vox1_dev exp/builtin_spectralft_k64_r4_s1_172d732d"
 echo "$0 $*"
 config=""; ckpt=""; factors=""; noise_manifest=""; rir_manifest=""; exclude=""; nproc=1
 while [ $# -gt 0 ]; do

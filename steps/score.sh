@@ -7,11 +7,11 @@
 set -euo pipefail
 
 usage="Usage: $0 [options] <xvector-scp> <trials> <scores-dir>
- e.g.: $0 --system wavlm_large-spectralft-k256-r16-s0 \\
-         --mean-scp exp/sys/embeddings/vox1_dev/xvector.scp \\
-         --cohort-scp exp/sys/embeddings/vox1_dev/spk_xvector.scp --top-n 300 \\
-         --results results/vox1_eer.txt \\
-         exp/sys/embeddings/vox1_test/xvector.scp data/vox1_test/trials/vox1_o exp/sys/scores
+ e.g.: $0 --system SYSTEM \\
+         --mean-scp exp/SYSTEM/embeddings/vox1_dev/xvector.scp \\
+         --cohort-scp exp/SYSTEM/embeddings/vox1_dev/spk_xvector.scp --top-n 300 \\
+         --results exp/SYSTEM/results.txt \\
+         exp/SYSTEM/embeddings/vox1_test/xvector.scp data/vox1_test/trials/vox1_O exp/SYSTEM/scores
 Options:
   --system <name>        system name written into the report (required)
   --name <name>          trial-list name (default: file name of <trials>)

@@ -3,14 +3,14 @@
 # a transformers model directory) into <out-dir>/factors.pt, spectra.json and spectra.png,
 # each written under a temporary name and renamed when complete.
 set -euo pipefail
-usage="Usage: $0 [--targets 'q_proj k_proj'] [--top-k 256] [--bottom 0] [--method full|gram|lowrank]
-       [--oversample 10] [--niter 4] [--seed 0] [--dtype float32] [--strip-prefix ''] [--threads 0]
+usage="Usage: $0 [--targets 'q_proj k_proj'] [--top-k K] [--bottom B] [--method full|gram|lowrank]
+       [--oversample N] [--niter N] [--seed N] [--dtype float32|float64] [--strip-prefix P] [--threads N]
        <checkpoint> <out-dir>
  <checkpoint>: exp/pretrain/<model>/final.pt, or a transformers model directory (config.json + weights)
- e.g.: $0 --top-k 256 exp/pretrain/wavlm_base/final.pt exp/svd/wavlm_base"
+ An option not given takes spectral-svd's default (spectral-svd --help).
+ e.g.: $0 --top-k 64 exp/pretrain/builtin/final.pt exp/svd/builtin/k64_b0"
 echo "$0 $*"
-targets="q_proj k_proj"; top_k=256; bottom=0; method=full; oversample=10; niter=4; seed=0
-dtype=float32; strip_prefix=""; threads=0
+targets=""; top_k=""; bottom=""; method=""; oversample=""; niter=""; seed=""; dtype=""; strip_prefix=""; threads=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --targets) targets=$2; shift 2 ;;
@@ -39,7 +39,16 @@ fi
 # Idle OpenMP threads sleep rather than spin: where other jobs share the cores, spinning makes
 # the multi-threaded LAPACK SVD many times slower.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-case "$method" in full|gram|lowrank) ;; *) echo "$0: --method must be full, gram or lowrank, got '$method'" >&2; exit 1 ;; esac
-spectral-svd --targets "$targets" --top-k "$top_k" --bottom "$bottom" --method "$method" \
-  --oversample "$oversample" --niter "$niter" --seed "$seed" --dtype "$dtype" \
-  --strip-prefix "$strip_prefix" --threads "$threads" "$ckpt" "$dir"
+case "$method" in ""|full|gram|lowrank) ;; *) echo "$0: --method must be full, gram or lowrank, got '$method'" >&2; exit 1 ;; esac
+args=()
+[ -z "$targets" ] || args+=(--targets "$targets")
+[ -z "$top_k" ] || args+=(--top-k "$top_k")
+[ -z "$bottom" ] || args+=(--bottom "$bottom")
+[ -z "$method" ] || args+=(--method "$method")
+[ -z "$oversample" ] || args+=(--oversample "$oversample")
+[ -z "$niter" ] || args+=(--niter "$niter")
+[ -z "$seed" ] || args+=(--seed "$seed")
+[ -z "$dtype" ] || args+=(--dtype "$dtype")
+[ -z "$strip_prefix" ] || args+=(--strip-prefix "$strip_prefix")
+[ -z "$threads" ] || args+=(--threads "$threads")
+spectral-svd ${args[@]+"${args[@]}"} "$ckpt" "$dir"

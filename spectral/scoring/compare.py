@@ -331,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Tabulate and plot EER/minDCF (mean ± std over seeds), trainable parameters and training "
         "time of finished systems: writes comparison.md, comparison.png and comparison.tsv into --out-dir.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="example: spectral-compare --trials vox1_O vox1_H --trials-file vox1_O data/vox1_test/trials/vox1_O "
+               "--trials-file vox1_H data/vox1_test/trials/vox1_H --reference frozen --drift --out-dir results "
+               "--run frozen 1 exp/SYSTEM_A --run spectralft 1 exp/SYSTEM_B",
     )
     p.add_argument("--run", nargs=3, action="append", required=True, metavar=("LABEL", "SEED", "EXP_DIR"),
                    help="one finished system: method label, its seed and its exp/<system> directory (repeat)")

@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Write per-speaker mean embeddings (spk_xvector.{ark,scp}, num_utts) "
                     "as Kaldi's ivector-mean does.",
         epilog="example: python -m spectral.scoring.embeddings --spk2utt data/vox1_dev/spk2utt "
-               "exp/sys/embeddings/vox1_dev/xvector.scp exp/sys/embeddings/vox1_dev")
+               "exp/SYSTEM/embeddings/vox1_dev/xvector.scp exp/SYSTEM/embeddings/vox1_dev")
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--spk2utt", help="lines 'speaker utt1 utt2 ...'")
     group.add_argument("--utt2spk", help="lines 'utt speaker'")

@@ -456,7 +456,7 @@ def compute_min_dcf_main(argv: list[str] | None = None) -> int:
                     "sid/compute_min_dcf.py: the value to stdout ({:.4f}), 'minDCF is X at "
                     "threshold Y (...)' to stderr.",
         epilog="example: spectral-compute-min-dcf --p-target 0.01 "
-               "exp/sys/scores/vox1_o.score data/vox1_test/trials/vox1_o",
+               "exp/SYSTEM/scores/vox1_O.score data/vox1_test/trials/vox1_O",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     # Defaults are ints as in Kaldi, so they print as Kaldi prints them (c-miss=1).
     parser.add_argument("--p-target", type=float, default=0.01,

@@ -219,9 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="spectral-report",
         description="Kaldi EER and minDCF (p-target 0.01 and 0.001) of scored trial lists: a "
                     "metrics json and a DET plot per list, and a results file.",
-        epilog="example: spectral-report --system wavlm_large-spectralft-k256-r16-s0 "
-               "--results results/vox1_eer.txt "
-               "--list vox1_o data/vox1_test/trials/vox1_o exp/sys/scores/vox1_o.score")
+        epilog="example: spectral-report --system SYSTEM --out-dir exp/SYSTEM/scores --results exp/SYSTEM/results.txt "
+               "--list vox1_O data/vox1_test/trials/vox1_O exp/SYSTEM/scores/vox1_O.score")
     parser.add_argument("--system", required=True, help="system name written into the reports")
     parser.add_argument("--list", dest="lists", nargs=3, action="append", required=True,
                         metavar=("NAME", "TRIALS", "SCORES"),

@@ -221,10 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="spectral-score",
         description="Cosine scoring of a Kaldi trials file against kaldiio embeddings, with "
                     "optional mean subtraction, AS-norm and enrollment averaging.",
-        epilog="example: spectral-score --mean-scp exp/sys/embeddings/vox1_dev/xvector.scp "
-               "--cohort-scp exp/sys/embeddings/vox1_dev/spk_xvector.scp --top-n 300 "
-               "exp/sys/embeddings/vox1_test/xvector.scp data/vox1_test/trials/vox1_o "
-               "exp/sys/scores/vox1_o.score",
+        epilog="example: spectral-score --mean-scp exp/SYSTEM/embeddings/vox1_dev/xvector.scp "
+               "--cohort-scp exp/SYSTEM/embeddings/vox1_dev/spk_xvector.scp --top-n 300 "
+               "exp/SYSTEM/embeddings/vox1_test/xvector.scp data/vox1_test/trials/vox1_O "
+               "exp/SYSTEM/scores/vox1_O.score",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--mean-scp", help="embedding scp whose mean is subtracted (training set)")
     parser.add_argument("--cohort-scp", help="cohort embedding scp; enables AS-norm")

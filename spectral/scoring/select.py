@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep, per method, the backbone learning-rate scale with the lowest EER on the development "
                     "trial list (only that list's metrics are read); writes lr_selection.tsv.",
         epilog="example: spectral-select-lr --dev-trials dev_val --out results/lr_selection.tsv "
-               "--run lora 0.5 exp/<system a> --run lora 2 exp/<system b>",
+               "--run lora 0.5 exp/SYSTEM_A --run lora 2 exp/SYSTEM_B",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--run", nargs=3, action="append", required=True, metavar=("LABEL", "VALUE", "EXP_DIR"),

@@ -46,9 +46,9 @@ log = logging.getLogger("spectral-finetune")
 
 EXAMPLE = """example:
   spectral-finetune --data-dir data/vox1_dev --backbone-checkpoint exp/pretrain/builtin/final.pt \\
-      --factors exp/svd/builtin/factors.pt --exp-dir exp/$(spectral-finetune --print-system-name --config conf/config.yaml)
-  spectral-finetune --data-dir data/vox1_dev --exp-dir exp/wavlm_sft --config conf/presets/paper_wavlm_large.yaml \\
-      --set model.path=/models/wavlm-large
+      --factors exp/svd/builtin/k64_b0/factors.pt --exp-dir exp/$(spectral-finetune --print-system-name --config conf/config.yaml)
+  spectral-finetune --data-dir data/vox1_dev --exp-dir exp/SYSTEM --config conf/presets/paper.yaml \\
+      --set model.path=/models/wavlm-large --factors exp/svd/wavlm-large/k256_b0/factors.pt
   spectral-finetune --print-system-name --config conf/config.yaml --set adapter.method=lora
 The workflow adds a data section (corpus, root, train_set, speakers; part of the system name) to
 --config; by hand, give it with --set, e.g. --set data.corpus=vox1 --set data.train_set=vox1_dev.
