@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from spectral.settings import help_meta as _meta, strict_from_dict
+from spectral.settings import Settings, help_meta as _meta
 
 #: Every adapter method, in the order results tables list them.
 METHODS: tuple[str, ...] = (
@@ -81,12 +81,14 @@ def matches_target(name: str, patterns: list[str] | tuple[str, ...]) -> bool:
 
 
 @dataclass
-class AdapterConfig:
+class AdapterConfig(Settings):
     """How the backbone's linear layers are adapted; every field carries its help text.
 
     ``AdapterConfig(method="spectralft", rank=16, top_k=256)`` is the paper's setting.
     ``field_help()`` returns the help of every field (for command lines and the schema).
     """
+
+    SECTION = "adapter config"
 
     method: str = field(
         default="spectralft",
@@ -203,15 +205,6 @@ class AdapterConfig:
         """The factor alpha / rank multiplying every B A product."""
         alpha = float(self.rank) if self.alpha is None else float(self.alpha)
         return alpha / self.rank
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (json/yaml/checkpoint friendly)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AdapterConfig":
-        """Build a config from plain data; unknown keys are an error naming them."""
-        return strict_from_dict(cls, data, "adapter config")
 
     @classmethod
     def field_help(cls) -> dict[str, str]:

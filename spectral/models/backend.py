@@ -214,8 +214,9 @@ class SpeakerBackend(nn.Module):
 class AAMSoftmax(nn.Module):
     """Additive angular margin softmax: cos(theta + m) for the true class, all logits times s.
 
-    ``forward(emb, labels)`` returns (loss, cosine logits); accuracy is judged on the plain
-    cosines (no margin). Where theta + m would pass pi, the logit continues as
+    ``forward(emb, labels, margin=None)`` returns (loss, cosine logits); ``margin`` is the step's
+    (the training loop ramps it up, :class:`spectral.train.loop.MarginSchedule`), None the
+    head's own. Accuracy is judged on the plain cosines (no margin). Where theta + m would pass pi, the logit continues as
     cos(theta) - m sin(m) (the usual monotonic extension).
     """
 
@@ -229,9 +230,9 @@ class AAMSoftmax(nn.Module):
     def cosine(self, emb: Tensor) -> Tensor:
         return F.linear(F.normalize(emb, dim=1), F.normalize(self.weight, dim=1))
 
-    def forward(self, emb: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, emb: Tensor, labels: Tensor, margin: float | None = None) -> tuple[Tensor, Tensor]:
         cos = self.cosine(emb)
-        m = self.margin
+        m = self.margin if margin is None else margin
         sin = torch.sqrt((1.0 - cos * cos).clamp(min=1e-7))
         phi = cos * math.cos(m) - sin * math.sin(m)
         phi = torch.where(cos > math.cos(math.pi - m), phi, cos - m * math.sin(m))

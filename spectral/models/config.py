@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from spectral.settings import help_meta as _meta, strict_from_dict
+from spectral.settings import Settings, check_int, help_meta as _meta
 
 #: Backbone kinds: the built-in fbank Transformer and the transformers SSL models.
 BACKBONES: tuple[str, ...] = ("builtin", "wavlm", "hubert")
 
 
 @dataclass
-class BuiltinConfig:
+class BuiltinConfig(Settings):
     """Shape of the built-in Transformer; every field carries its help text."""
 
     n_mels: int = field(default=80, metadata=_meta("Input feature dimension (fbank mel bins)."))
@@ -33,9 +33,7 @@ class BuiltinConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_mels", "d_model", "num_layers", "num_heads", "ffn_dim"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"model.builtin.{name} must be an integer >= 1, got {value!r}")
+            check_int("model.builtin", name, getattr(self, name), 1)
         if self.d_model % self.num_heads:
             raise ValueError(f"model.builtin.num_heads ({self.num_heads}) must divide d_model ({self.d_model})")
         if self.subsample not in (1, 2):
@@ -45,17 +43,12 @@ class BuiltinConfig:
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"model.builtin.dropout must be in [0, 1), got {self.dropout!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BuiltinConfig":
-        return strict_from_dict(cls, data, "model.builtin")
+    SECTION = "model.builtin"
 
 
 
 @dataclass
-class BackendConfig:
+class BackendConfig(Settings):
     """Shape of the speaker back-end and its loss; every field carries its help text."""
 
     channels: int = field(default=64, metadata=_meta("ECAPA-TDNN channels C (1024 in the paper preset)."))
@@ -72,12 +65,9 @@ class BackendConfig:
                        "cannot read the features around the adapted layers directly."))
 
     def __post_init__(self) -> None:
-        if isinstance(self.first_state, bool) or not isinstance(self.first_state, int) or self.first_state < 0:
-            raise ValueError(f"backend.first_state must be an integer >= 0, got {self.first_state!r}")
+        check_int("backend", "first_state", self.first_state, 0)
         for name in ("channels", "embed_dim", "scale", "se_bottleneck", "attention_channels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"backend.{name} must be an integer >= 1, got {value!r}")
+            check_int("backend", name, getattr(self, name), 1)
         if self.channels % self.scale:
             raise ValueError(f"backend.scale ({self.scale}) must divide backend.channels ({self.channels})")
         if not 0.0 <= float(self.margin) < math.pi / 2:
@@ -85,17 +75,12 @@ class BackendConfig:
         if not float(self.loss_scale) > 0:
             raise ValueError(f"backend.loss_scale must be > 0, got {self.loss_scale!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BackendConfig":
-        return strict_from_dict(cls, data, "backend")
+    SECTION = "backend"
 
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Settings):
     """Which backbone, and where its weights come from; every field carries its help text."""
 
     backbone: str = field(
@@ -116,12 +101,7 @@ class ModelConfig:
         if self.backbone != "builtin" and not self.path:
             raise ValueError(f"model.path must name a local transformers directory for backbone {self.backbone!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
-        return strict_from_dict(cls, data, "model")
+    SECTION = "model"
 
     @property
     def input_kind(self) -> str:
