@@ -26,33 +26,10 @@ Options:
 echo "$0 $*"
 
 system= name= mean_scp= cohort_scp= top_n=300 enroll_map= results= checkpoint= train_data_dir=
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -h|--help) echo "$usage"; exit 0 ;;
-    --system|--name|--mean-scp|--cohort-scp|--top-n|--enroll-map|--results|--checkpoint|--train-data-dir)
-      if [ $# -lt 2 ]; then echo "$0: option $1 needs a value" >&2; exit 1; fi
-      case "$1" in
-        --system) system=$2 ;;
-        --name) name=$2 ;;
-        --mean-scp) mean_scp=$2 ;;
-        --cohort-scp) cohort_scp=$2 ;;
-        --top-n) top_n=$2 ;;
-        --enroll-map) enroll_map=$2 ;;
-        --results) results=$2 ;;
-        --checkpoint) checkpoint=$2 ;;
-        --train-data-dir) train_data_dir=$2 ;;
-      esac
-      shift 2 ;;
-    --*) echo "$0: unknown option $1" >&2; echo "$usage" >&2; exit 1 ;;
-    *) break ;;
-  esac
-done
-
-if [ $# -ne 3 ]; then echo "$usage" >&2; exit 1; fi
+nargs=3
+. "$(dirname "$0")/stage.sh"
 xvector_scp=$1 trials=$2 dir=$3
 [ -n "$name" ] || name=$(basename "$trials")
-
-. "$(cd "$(dirname "$0")/.." && pwd)/path.sh"
 
 if [ -z "$system" ]; then echo "$0: --system is required" >&2; exit 1; fi
 case "$top_n" in ''|*[!0-9]*) echo "$0: --top-n must be a positive integer, got '$top_n'" >&2; exit 1 ;; esac

@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
 COMMANDS = {**SCRIPTS, "python -m spectral.augment": "spectral.augment:main",
             "python -m spectral.scoring.embeddings": "spectral.scoring.embeddings:main"}
-STAGE_SCRIPTS = sorted([*(REPO / "steps").glob("*.sh"), *(REPO / "local").glob("*.sh")])
+STAGE_SCRIPTS = sorted(p for p in [*(REPO / "steps").glob("*.sh"), *(REPO / "local").glob("*.sh")]
+                       if p.name not in ("stage.sh", "launch_training.sh"))  # sourced by the others
 
 SET = r"[A-Za-z0-9_]+"
 LIST = r"(vox1_[OEH](_orig)?|cnceleb1_(concat|avg)|dev_val)"

@@ -15,9 +15,10 @@ rotational), ``lowrank`` (LoRA, PiSSA, MiLoRA), ``dora``, ``full`` (every backbo
 parameter trains; nothing is wrapped); ``base`` holds the shared wrapper, ``decompose`` the SVD, ``api`` the model-level functions.
 """
 
-import importlib
 import sys
 import types
+
+from spectral import lazy_exports
 
 # Every name is imported on first use (PEP 562), so that importing the torch-free settings
 # (spectral.adapters.config) does not import torch through this package.
@@ -32,10 +33,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 
 class _Package(types.ModuleType):

@@ -7,7 +7,7 @@
 ``speaker``  the assembled :class:`SpeakerModel`, final.pt reading/writing.
 """
 
-import importlib
+from spectral import lazy_exports
 
 # Every name is imported on first use (PEP 562), so that importing the torch-free settings
 # (spectral.models.config) does not import torch through this package.
@@ -21,10 +21,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = [
