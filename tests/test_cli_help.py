@@ -31,8 +31,8 @@ WRITTEN = [
     r"exp/pretrain/builtin(/final\.pt)?",
     r"exp/svd/[A-Za-z0-9_.-]+/k\d+_b\d+(/factors\.pt)?",
     rf"exp/{SYSTEM}(/(final\.pt|results\.txt|drift|export|scores(/{LIST}\.score)?"
-    rf"|embeddings/{SET}(/(xvector|spk_xvector)\.scp)?))?",
-    r"results(/(vox1_eer\.txt|lr_selection\.tsv|comparison\.(md|png|tsv)))?",
+    rf"|embeddings/{SET}(/(xvector|spk_xvector)\.scp)?|ablate/(zero|revert)(/(final\.pt|comparison\.md))?))?",
+    r"results(/(vox1_eer\.txt|lr_selection\.tsv|comparison\.(md|png|tsv)|ablation\.md))?",
 ]
 
 

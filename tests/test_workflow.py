@@ -162,6 +162,29 @@ def test_comparison_trains_each_method_per_seed_on_the_shared_backbone_and_tabul
         assert (work / "exp" / system / "drift" / "drift.json").stat().st_size > 0
 
 
+@pytest.mark.slow
+def test_ablation_scores_the_system_with_its_qk_zeroed_and_reverted_beside_it(tiny_run):
+    work, env = tiny_run
+    dry = snakemake(work, env, "-n", "results/ablation.md")
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out
+    # nothing of the main job reruns: two ablated copies, each embedded, scored and compared
+    assert planned_jobs(out) == {"ablate": 2, "embed": 4, "score": 4, "metrics": 2, "ablation": 2,
+                                 "ablation_report": 1}, out
+    run = snakemake(work, env, "--cores", "2", "results/ablation.md")
+    assert run.returncode == 0, run.stderr[-3000:]
+    system = (work / "results" / "vox1_eer.txt").read_text().splitlines()[3].split()[1]
+    md = (work / "results" / "ablation.md").read_text()
+    assert f"Ablation (zero) of {system}" in md and f"Ablation (revert) of {system}" in md
+    for mode in ("zero", "revert"):
+        rows = [r.split("\t") for r in (work / "exp" / system / "ablate" / mode / "comparison_intervals.tsv")
+                .read_text().splitlines()[1:]]
+        assert {(r[0], r[1], r[2]) for r in rows} == {(t, mode, "trained") for t in ("vox1_O", "vox1_H")}
+        lo, hi = float(rows[0][4]), float(rows[0][5])
+        assert lo <= float(rows[0][3]) <= hi
+        assert (work / "exp" / system / "ablate" / mode / "scores" / "vox1_O.metrics.json").is_file()
+
+
 def test_unknown_config_key_stops_before_any_work(tmp_path, venv_env):
     (tmp_path / "tiny.yaml").write_text(TINY + "featurs:\n  nj: 1\n")
     run = snakemake(tmp_path, venv_env, "-n", "features")

@@ -123,6 +123,11 @@ class BuiltinBackbone(nn.Module):
         )
         self.feature_projection = nn.LayerNorm(c.d_model)
         self.encoder = Encoder(c)
+        if c.qk_init_scale != 1.0:
+            with torch.no_grad():
+                for layer in self.encoder.layers:
+                    layer.attention.q_proj.weight.mul_(c.qk_init_scale)
+                    layer.attention.k_proj.weight.mul_(c.qk_init_scale)
 
     @property
     def hidden_size(self) -> int:

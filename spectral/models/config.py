@@ -30,6 +30,14 @@ class BuiltinConfig(Settings):
     subsample: int = field(default=2, metadata=_meta("Time subsampling of the convolutional front end (1 or 2)."))
     pos_kernel: int = field(default=15, metadata=_meta("Kernel of the convolutional relative position embedding (odd)."))
     dropout: float = field(default=0.0, metadata=_meta("Dropout in attention, feed-forward and residual paths."))
+    qk_init_scale: float = field(
+        default=1.0,
+        metadata=_meta(
+            "Factor on the initial q_proj and k_proj weights (1 = PyTorch's default Linear init). Below 1 the "
+            "random bulk of the initial spectrum is small, so pre-training's learned directions become the top-k "
+            "singular subspaces the spectral methods act on."
+        ),
+    )
 
     def __post_init__(self) -> None:
         for name in ("n_mels", "d_model", "num_layers", "num_heads", "ffn_dim"):
@@ -42,6 +50,8 @@ class BuiltinConfig(Settings):
             raise ValueError(f"model.builtin.pos_kernel must be an odd integer >= 1, got {self.pos_kernel!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"model.builtin.dropout must be in [0, 1), got {self.dropout!r}")
+        if isinstance(self.qk_init_scale, bool) or not isinstance(self.qk_init_scale, (int, float)) or not self.qk_init_scale > 0:
+            raise ValueError(f"model.builtin.qk_init_scale must be a number > 0, got {self.qk_init_scale!r}")
 
     SECTION = "model.builtin"
 

@@ -526,5 +526,7 @@ def system_name(cfg: RunConfig) -> str:
     if cfg.model.backbone != "builtin":
         rest.pop("pretrain")
         rest["model"].pop("builtin")
+    elif rest["model"]["builtin"].get("qk_init_scale") == 1.0:  # names as before the option existed
+        rest["model"]["builtin"].pop("qk_init_scale")
     parts.append(_short_hash(rest))
     return "_".join(parts)

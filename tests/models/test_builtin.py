@@ -42,3 +42,22 @@ def test_qk_targets_select_two_matrices_per_layer_and_train_only_adapters():
 def test_impossible_shapes_are_rejected(bad):
     with pytest.raises(ValueError):
         BuiltinConfig(**{**SMALL.to_dict(), **bad})
+
+
+def test_qk_init_scale_scales_only_the_initial_q_and_k_weights():
+    torch.manual_seed(0)
+    plain = BuiltinBackbone(SMALL)
+    torch.manual_seed(0)
+    small = BuiltinBackbone(BuiltinConfig(**{**SMALL.to_dict(), "qk_init_scale": 0.1}))
+    a, b = plain.state_dict(), small.state_dict()
+    for name, value in a.items():
+        if name.endswith(("q_proj.weight", "k_proj.weight")):
+            torch.testing.assert_close(b[name], 0.1 * value)
+        else:
+            assert torch.equal(b[name], value), name
+
+
+@pytest.mark.parametrize("bad", [0, -0.5, True, "x"])
+def test_a_bad_qk_init_scale_is_refused_by_name(bad):
+    with pytest.raises(ValueError, match="model.builtin.qk_init_scale must be a number > 0"):
+        BuiltinConfig(qk_init_scale=bad)

@@ -89,6 +89,7 @@ def test_two_configurations_never_share_a_system_name():
         {"backend": {"margin": 0.3}},
         {"augment": {"time_masks": 2}},
         {"pretrain": {"epochs": 7}},
+        {"model": {"builtin": {"qk_init_scale": 0.1}}},
         # the data it is trained on: corpus, root, training set, its speakers, anything else deciding them
         {"data": {"corpus": "vox1", "root": "corpus/VoxCeleb1", "train_set": "vox1_dev", "speakers": "a1"}},
         {"data": {"corpus": "cnceleb1", "root": "corpus/VoxCeleb1", "train_set": "vox1_dev", "speakers": "a1"}},
@@ -107,3 +108,11 @@ def test_two_configurations_never_share_a_system_name():
     assert len(names) == len(variants)
     # settings that do not change the result do not change the name
     assert system_name(resolve_config({**base, "finetune": {"seed": 1, "threads": 2, "checkpoint_every": 7}})) == system_name(resolve_config(base))
+
+
+def test_the_default_qk_init_scale_keeps_the_names_of_before_the_option():
+    # the hash of the default configuration, as it was before model.builtin.qk_init_scale existed
+    plain = resolve_config({})
+    explicit = resolve_config({"model": {"builtin": {"qk_init_scale": 1.0}}})
+    assert system_name(plain) == system_name(explicit)
+    assert system_name(resolve_config({"model": {"builtin": {"qk_init_scale": 0.1}}})) != system_name(plain)
