@@ -5,6 +5,8 @@ import os
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from spectral.workflow import Plan, PlanError, corpus_contract
+
 min_version("9.0")
 
 
@@ -31,8 +33,8 @@ os.environ.setdefault("SPECTRAL_ROOT", BASE)
 CORPUS = config["corpus"]
 EMBEDDED = CORPUS["name"] == "embedded"
 TRIALS = config["trials"]
-# local/rules/<corpus>.smk: the corpus's prepare rules and its contract with the rule files
-# below: TRAIN_SET (fine-tuning data), TRIAL_SETS (list -> set holding it), ENROLL_MAPS.
+# local/rules/<corpus>.smk: the corpus's prepare rules, and CORPUS_CONTRACT (spectral.workflow.
+# CorpusContract: training set, the set of every trial list, enroll maps, ...), checked when made.
 CORPUS_RULES = {
     "embedded": ["local/rules/embedded.smk", "local/rules/vox1.smk"],
     "vox1": ["local/rules/vox1.smk"],
@@ -50,45 +52,38 @@ rule all:
         "results/vox1_eer.txt",
 
 
-for corpus_rules in CORPUS_RULES[CORPUS["name"]]:
+# PLAN (spectral.workflow.Plan): the systems, and the input files and options of every stage,
+# from config + CORPUS_CONTRACT. The stage rule files below read PLAN and config only, so they
+# may be included in any order.
+try:
+    for corpus_rules in CORPUS_RULES[CORPUS["name"]]:
 
-    include: corpus_rules
+        include: corpus_rules
 
-
-EVAL_SETS = sorted(set(TRIAL_SETS.values()))
-SETS = [TRAIN_SET] + EVAL_SETS + (["pretrain"] if CORPUS["pretrain_root"] else [])
-
-
-# the Kaldi trials file of every configured list: data/<set>/trials/<name>
-TRIALS_FILES = {t: f"data/{TRIAL_SETS[t]}/trials/{t}" for t in TRIALS}
-# finetune.dev_speakers > 0: training speakers held out of fine-tuning, with their own trial
-# list dev_val (steps/rules/dev.smk), scored beside the test lists; hyper-parameters are
-# chosen on it, never on the test lists.
-DEV_SPEAKERS = config["finetune"]["dev_speakers"]
-if DEV_SPEAKERS:
-    TRIAL_SETS["dev_val"] = TRAIN_SET
-    TRIALS_FILES["dev_val"] = f"data/{TRAIN_SET}/trials/dev_val"
-SCORED = TRIALS + (["dev_val"] if DEV_SPEAKERS else [])
-if DEV_SPEAKERS and config["embed"]["cohort_utts"] is not None:
-    raise WorkflowError(
-        "finetune.dev_speakers scores dev_val from the training set's embeddings, which embed.cohort_utts "
-        "would cut to a subset: leave embed.cohort_utts null"
-    )
+    PLAN = Plan(config, globals().get("CORPUS_CONTRACT"))
+except PlanError as err:
+    raise WorkflowError(str(err)) from None
 
 
 rule features:
     """Data only: corpus, manifests, trials and fbank of every set."""
     input:
-        expand("data/{set}/feats.scp", set=SETS),
-        list(TRIALS_FILES.values()),
+        expand("data/{set}/feats.scp", set=PLAN.sets),
+        list(PLAN.trials_files.values()),
 
 
-include: "steps/rules/common.smk"
+# one rule file per stage, each calling its steps/<stage>.sh or, where the stage needs no shell
+# logic, its spectral-<stage> command (README, "Stages")
 include: "steps/rules/features.smk"
-include: "steps/rules/dev.smk"
 include: "steps/rules/augment.smk"
-include: "steps/rules/train.smk"
-include: "steps/rules/evaluate.smk"
+include: "steps/rules/pretrain.smk"
+include: "steps/rules/svd.smk"
+include: "steps/rules/dev_trials.smk"
+include: "steps/rules/finetune.smk"
+include: "steps/rules/embed.smk"
+include: "steps/rules/score.smk"
+include: "steps/rules/metrics.smk"
+include: "steps/rules/report.smk"
 include: "steps/rules/drift.smk"
 include: "steps/rules/ablate.smk"
 include: "steps/rules/compare.smk"

@@ -8,20 +8,10 @@ set -euo pipefail
 usage="Usage: $0 [--dev-name cnceleb1_dev] [--eval-name cnceleb1_eval] [--trials cnceleb1_concat,cnceleb1_avg] <corpus-dir> <data-dir>
  e.g.: $0 /corpora/CN-Celeb_flac data
        $0 --trials cnceleb1_avg /corpora/CN-Celeb_flac data"
-opts=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --dev-name|--eval-name|--trials)
-      [ $# -ge 2 ] || { echo "$0: option $1 needs a value" >&2; exit 1; }
-      opts+=("$1" "$2"); shift 2 ;;
-    -h|--help) echo "$usage"; exit 0 ;;
-    --*) echo "$0: unknown option $1" >&2; echo "$usage" >&2; exit 1 ;;
-    *) break ;;
-  esac
-done
-[ $# -eq 2 ] || { echo "$usage" >&2; exit 1; }
-. "$(dirname "$0")/../path.sh"
+dev_name=; eval_name=; trials=  # given ones are forwarded; the others take spectral-prepare-cnceleb1's defaults
+nargs=2
+. "$(dirname "$0")/../steps/stage.sh"
 echo "$0 $*"
 corpus=$1; data=$2
 [ -d "$corpus" ] || { echo "$0: $corpus: no such directory" >&2; exit 1; }
-spectral-prepare-cnceleb1 --no-progress --corpus-dir "$corpus" --data-dir "$data" ${opts[@]+"${opts[@]}"}
+spectral-prepare-cnceleb1 --no-progress --corpus-dir "$corpus" --data-dir "$data" ${given_options[@]+"${given_options[@]}"}

@@ -8,26 +8,12 @@ usage="Usage: $0 [--dev-name vox1_dev] [--test-name vox1_test] [--all-name NAME 
        $0 --trials vox1_O /corpora/VoxCeleb1 data
        $0 --all-name vox1_all --all-trials vox1_E,vox1_H /corpora/VoxCeleb1 data
        $0 --dev-name pretrain --test-name '' corpus/embedded/pretrain data"
-dev_name=vox1_dev; test_name=vox1_test; all_name=; all_trials=; trials_opt=(); skip=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --dev-name) dev_name=$2; shift 2 ;;
-    --test-name) test_name=$2; shift 2 ;;
-    --all-name) all_name=$2; shift 2 ;;
-    --all-trials) all_trials=$2; shift 2 ;;
-    --trials) trials_opt=(--trials "$2"); shift 2 ;;
-    --skip-missing-speakers) skip=(--skip-missing-speakers); shift ;;
-    -h|--help) echo "$usage"; exit 0 ;;
-    --*) echo "$0: unknown option $1" >&2; echo "$usage" >&2; exit 1 ;;
-    *) break ;;
-  esac
-done
-[ $# -eq 2 ] || { echo "$usage" >&2; exit 1; }
-. "$(dirname "$0")/../path.sh"
+# options given are forwarded; the others take spectral-prepare-vox1's defaults (those above)
+dev_name=; test_name=; all_name=; all_trials=; trials=; skip_missing_speakers=false
+nargs=2
+. "$(dirname "$0")/../steps/stage.sh"
 echo "$0 $*"
 corpus=$1; data=$2
 [ -f "$corpus/vox1_meta.csv" ] || { echo "$0: $corpus/vox1_meta.csv not found: not a VoxCeleb1-layout directory" >&2; exit 1; }
 [ -d "$corpus/wav" ] || { echo "$0: $corpus/wav not found" >&2; exit 1; }
-spectral-prepare-vox1 --no-progress --corpus-dir "$corpus" --data-dir "$data" \
-  --dev-name "$dev_name" --test-name "$test_name" --all-name "$all_name" --all-trials "$all_trials" \
-  ${trials_opt[@]+"${trials_opt[@]}"} ${skip[@]+"${skip[@]}"}
+spectral-prepare-vox1 --no-progress --corpus-dir "$corpus" --data-dir "$data" ${given_options[@]+"${given_options[@]}"}

@@ -6,17 +6,8 @@ set -euo pipefail
 usage="Usage: $0 [--name vox2_dev] [--nj N] <corpus-dir> <data-dir>
  e.g.: $0 --nj 8 /corpora/VoxCeleb2 data"
 name=vox2_dev; nj=1
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --name) name=$2; shift 2 ;;
-    --nj) nj=$2; shift 2 ;;
-    -h|--help) echo "$usage"; exit 0 ;;
-    --*) echo "$0: unknown option $1" >&2; echo "$usage" >&2; exit 1 ;;
-    *) break ;;
-  esac
-done
-[ $# -eq 2 ] || { echo "$usage" >&2; exit 1; }
-. "$(dirname "$0")/../path.sh"
+nargs=2
+. "$(dirname "$0")/../steps/stage.sh"
 echo "$0 $*"
 corpus=$1; data=$2
 [ -d "$corpus" ] || { echo "$0: $corpus: no such directory" >&2; exit 1; }

@@ -37,7 +37,7 @@ import numpy as np
 
 from spectral.errors import InputError
 from spectral.atomic import atomic_path
-from spectral.logutil import log_invocation, run_main
+from spectral.logutil import command_parser, log_invocation, run_main
 
 log = logging.getLogger("spectral.augment")
 
@@ -49,12 +49,12 @@ MUSAN_PARTS = ("music", "speech", "noise")
 RIRS_PARTS = {"sim_rir": "simulated_rirs", "real_rir": "real_rirs_isotropic_noises"}
 AUDIO_SUFFIXES = (".wav", ".flac")
 
-EXAMPLE = """example:
-  python -m spectral.augment --kind noise --source-dir /corpora/musan --musan-parts music,noise \\
-      --manifest data/augment/noise_recordings.jsonl.gz
-  python -m spectral.augment --kind rir --source-dir /corpora/RIRS_NOISES --rirs-parts sim_rir \\
-      --manifest data/augment/rir_recordings.jsonl.gz
-  python -m spectral.augment --kind noise --source-dir corpus/embedded/vox1/noise --manifest data/augment/noise_recordings.jsonl.gz
+EXAMPLE = """\
+python -m spectral.augment --kind noise --source-dir /corpora/musan --musan-parts music,noise \\
+    --manifest data/augment/noise_recordings.jsonl.gz
+python -m spectral.augment --kind rir --source-dir /corpora/RIRS_NOISES --rirs-parts sim_rir \\
+    --manifest data/augment/rir_recordings.jsonl.gz
+python -m spectral.augment --kind noise --source-dir corpus/embedded/vox1/noise --manifest data/augment/noise_recordings.jsonl.gz
 """
 
 
@@ -289,10 +289,7 @@ def _parts(value: str, known: Sequence[str], option: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m spectral.augment", description=__doc__.split("\n\n")[0], epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("python -m spectral.augment", __doc__.split("\n\n")[0], EXAMPLE)
     parser.add_argument("--kind", required=True, choices=KINDS, help="noise (MUSAN or any directory) or rir (RIRS_NOISES or any directory)")
     parser.add_argument("--source-dir", required=True, help="the local directory to list")
     parser.add_argument("--manifest", required=True, help="output RecordingSet, e.g. data/augment/noise_recordings.jsonl.gz")

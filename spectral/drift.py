@@ -58,18 +58,14 @@ from torch import Tensor
 from tqdm import tqdm
 
 from spectral.atomic import atomic_paths
-from spectral.adapters.config import matches_target
+from spectral.adapters.config import DEFAULT_DRIFT_TOP_K as DEFAULT_TOP_K, TOP_K_METHODS, matches_target
 from spectral.adapters.decompose import decompose
 from spectral.errors import InputError
-from spectral.logutil import log_invocation, run_main
+from spectral.logutil import command_parser, log_invocation, run_main
 
 log = logging.getLogger("spectral-drift")
 
 DRIFT_FORMAT = "spectral-drift/1"
-#: k where the system has none (every method but spectralft/spectralft_rot): by backbone kind.
-DEFAULT_TOP_K = {"builtin": 64, "wavlm": 256, "hubert": 256}
-#: Methods whose adapter has its own top_k.
-TOP_K_METHODS = ("spectralft", "spectralft_rot")
 #: Per-matrix measures, in drift.tsv's column order (after name, layer, kind, target, shape, k).
 MEASURES: tuple[str, ...] = (
     "updated",
@@ -451,23 +447,18 @@ def read_drift(path: str | Path) -> dict:
 
 # -- command line ---------------------------------------------------------------------------
 
-EXAMPLE = """example:
-  spectral-drift --factors exp/svd/builtin/k64_b0/factors.pt \\
-      exp/builtin_lora_r6_s1_0123abcd/final.pt exp/pretrain/builtin/final.pt exp/builtin_lora_r6_s1_0123abcd/drift
-  spectral-drift --top-k 256 exp/wavlm_sft/final.pt /models/wavlm-large exp/wavlm_sft/drift
+EXAMPLE = """\
+spectral-drift --factors exp/svd/builtin/k64_b0/factors.pt \\
+    exp/builtin_lora_r6_s1_0123abcd/final.pt exp/pretrain/builtin/final.pt exp/builtin_lora_r6_s1_0123abcd/drift
+spectral-drift --top-k 256 exp/SYSTEM/final.pt /models/wavlm-large exp/SYSTEM/drift
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``spectral-drift``."""
-    p = argparse.ArgumentParser(
-        prog="spectral-drift",
-        description="Measure, per adapted matrix, where a fine-tuned system's update went against the "
-        "pre-trained top-k singular subspaces (principal angles, shares of ||ΔW||², singular-value change, "
-        "rank of ΔW); writes drift.tsv, drift.json and drift.png into OUT_DIR.",
-        epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command_parser("spectral-drift", "Measure, per adapted matrix, where a fine-tuned system's update went against the "
+                       "pre-trained top-k singular subspaces (principal angles, shares of ||ΔW||², singular-value change, "
+                       "rank of ΔW); writes drift.tsv, drift.json and drift.png into OUT_DIR.", EXAMPLE)
     p.add_argument("finetuned", help="the system's final.pt (finetune stage)")
     p.add_argument("pretrained", help="the pre-trained backbone: the pretrain stage's final.pt (builtin) or the "
                    "transformers directory (wavlm/hubert)")

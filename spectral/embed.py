@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crops", type=int, default=0, help="fixed crops averaged with the whole utterance (paper: 5; default %(default)s)")
     p.add_argument("--crop-seconds", type=float, default=3.0, help="length of each crop (default %(default)s)")
     p.add_argument("--speaker-means", action="store_true", help="also write spk_xvector.{ark,scp} from utt2spk")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (default %(default)s)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu",
                    help="where the model runs: cpu, cuda, or auto (cuda when available; default %(default)s)")
     p.add_argument("--batch-seconds", type=float, default=60.0,

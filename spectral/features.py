@@ -36,7 +36,7 @@ import numpy as np
 from spectral.atomic import atomic_paths, remove_stale, temp_name
 from spectral.data.kaldi import c_sorted, read_table, write_table
 from spectral.errors import InputError
-from spectral.logutil import log_invocation, run_main
+from spectral.logutil import command_parser, log_invocation, run_main
 from spectral.workers import process_pool
 
 log = logging.getLogger("spectral.features")
@@ -208,12 +208,9 @@ def load_feats(value: str, cmn: bool = True) -> np.ndarray:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="spectral-features",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  spectral-features --data-dir data/vox1_dev --nj 2",
-    )
+    p = command_parser("spectral-features", __doc__.split("\n\n")[0], """\
+spectral-features --data-dir data/vox1_dev --nj 2
+""")
     p.add_argument("--data-dir", required=True, help="Kaldi data directory with wav.scp")
     p.add_argument("--nj", type=int, default=2, help="parallel processes (default %(default)s)")
     p.add_argument("--num-mel-bins", type=int, default=80, help="mel channels (default %(default)s)")

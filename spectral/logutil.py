@@ -36,6 +36,16 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+def command_parser(prog: str, description: str, example: str,
+                   formatter_class: type[argparse.HelpFormatter] = argparse.RawDescriptionHelpFormatter,
+                   **kwargs) -> argparse.ArgumentParser:
+    """The argument parser of a command: ``description`` first, the command lines of ``example``
+    (as typed, one per line; a trailing backslash continues one) last, under "example:"."""
+    lines = "\n".join(f"  {line}" for line in example.strip("\n").splitlines())
+    return argparse.ArgumentParser(prog=prog, description=description, epilog=f"example:\n{lines}",
+                                   formatter_class=formatter_class, **kwargs)
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     """Log to stderr with time, file and line (icefall style)."""
     handler = _StderrHandler()

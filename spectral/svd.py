@@ -54,7 +54,7 @@ from spectral.adapters.config import matches_target
 from spectral.adapters.decompose import SVD_METHODS, decompose
 from spectral.atomic import atomic_paths
 from spectral.errors import InputError
-from spectral.logutil import log_command, run_main
+from spectral.logutil import command_parser, log_command, run_main
 
 log = logging.getLogger("spectral.svd")
 
@@ -368,24 +368,17 @@ def load_factors(path: str | Path) -> dict[str, dict[str, Tensor]]:
 
 # -- command line ---------------------------------------------------------------------------
 
-EXAMPLE = """example:
-  spectral-svd --targets 'q_proj k_proj' --top-k 256 exp/pretrain/wavlm_base/final.pt exp/svd/wavlm_base
-  spectral-svd --method lowrank --niter 4 /models/wavlm-large exp/svd/wavlm_large
+EXAMPLE = """\
+spectral-svd --targets 'q_proj k_proj' --top-k 64 exp/pretrain/builtin/final.pt exp/svd/builtin/k64_b0
+spectral-svd --method lowrank --niter 4 --top-k 256 /models/wavlm-large exp/svd/wavlm-large/k256_b0
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``spectral-svd``."""
-    parser = argparse.ArgumentParser(
-        prog="spectral-svd",
-        description=(
-            "Decompose every target weight matrix of a checkpoint (our final.pt, or a "
-            "transformers model directory loaded offline) and write factors.pt, spectra.json "
-            "and spectra.png into OUT_DIR."
-        ),
-        epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("spectral-svd", "Decompose every target weight matrix of a checkpoint (our final.pt, or a "
+                            "transformers model directory loaded offline) and write factors.pt, spectra.json "
+                            "and spectra.png into OUT_DIR.", EXAMPLE)
     parser.add_argument("checkpoint", help="final.pt file, or a transformers model directory (config.json + weights)")
     parser.add_argument("out_dir", help="output directory (created); receives factors.pt, spectra.json, spectra.png")
     parser.add_argument(
@@ -393,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="space-separated module-name patterns of the matrices to decompose: name suffixes "
         "or regular expressions (default: 'q_proj k_proj')",
     )
-    parser.add_argument("--top-k", type=int, default=256, help="leading singular triplets stored per matrix, k (default: 256)")
+    parser.add_argument("--top-k", type=int, default=64,
+                        help="leading singular triplets stored per matrix, k (default: 64, the schema's adapter.top_k)")
     parser.add_argument(
         "--bottom", type=int, default=0,
         help="trailing singular triplets also stored (for milora; needs --method full) (default: 0)",

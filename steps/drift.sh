@@ -11,19 +11,8 @@ usage="Usage: $0 [--top-k K] [--default-top-k K] [--factors factors.pt] [--threa
  e.g.: $0 --factors exp/svd/builtin/k64_b0/factors.pt exp/<system>/final.pt exp/pretrain/builtin/final.pt exp/<system>/drift"
 echo "$0 $*"
 top_k=""; default_top_k=""; factors=""; threads=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --top-k) top_k=$2; shift 2 ;;
-    --default-top-k) default_top_k=$2; shift 2 ;;
-    --factors) factors=$2; shift 2 ;;
-    --threads) threads=$2; shift 2 ;;
-    -h|--help) echo "$usage"; exit 0 ;;
-    --*) echo "$0: unknown option $1" >&2; echo "$usage" >&2; exit 1 ;;
-    *) break ;;
-  esac
-done
-[ $# -eq 3 ] || { echo "$usage" >&2; exit 1; }
-. "$(dirname "$0")/../path.sh"
+nargs=3
+. "$(dirname "$0")/stage.sh"
 finetuned=$1; pretrained=$2; dir=$3
 [ -s "$finetuned" ] || { echo "$0: fine-tuned checkpoint $finetuned missing or empty (run the finetune stage first)" >&2; exit 1; }
 if [ -d "$pretrained" ]; then

@@ -23,29 +23,9 @@ Options:
 echo "$0 $*"
 
 backbone_checkpoint= pretrained_dir= factors= what=hf,backend,extractor,peft peft=auto threads=1
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -h|--help) echo "$usage"; exit 0 ;;
-    --backbone-checkpoint|--pretrained-dir|--factors|--what|--peft|--threads)
-      if [ $# -lt 2 ]; then echo "$0: option $1 needs a value" >&2; exit 1; fi
-      case "$1" in
-        --backbone-checkpoint) backbone_checkpoint=$2 ;;
-        --pretrained-dir) pretrained_dir=$2 ;;
-        --factors) factors=$2 ;;
-        --what) what=$2 ;;
-        --peft) peft=$2 ;;
-        --threads) threads=$2 ;;
-      esac
-      shift 2 ;;
-    --*) echo "$0: unknown option $1" >&2; echo "$usage" >&2; exit 1 ;;
-    *) break ;;
-  esac
-done
-
-if [ $# -ne 2 ]; then echo "$usage" >&2; exit 1; fi
+nargs=2
+. "$(dirname "$0")/stage.sh"
 final=$1 dir=$2
-
-. "$(cd "$(dirname "$0")/.." && pwd)/path.sh"
 
 for f in "$final" $backbone_checkpoint $factors; do
   if [ ! -s "$f" ]; then echo "$0: no such file or empty: $f" >&2; exit 1; fi

@@ -10,17 +10,8 @@ usage="Usage: $0 [--musan-parts music,noise] [--rirs-parts sim_rir] <noise|rir> 
        $0 --rirs-parts sim_rir rir /corpora/RIRS_NOISES data/augment/rir_recordings.jsonl.gz"
 echo "$0 $*"
 musan_parts=music,noise; rirs_parts=sim_rir
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --musan-parts) musan_parts=$2; shift 2 ;;
-    --rirs-parts) rirs_parts=$2; shift 2 ;;
-    -h|--help) echo "$usage"; exit 0 ;;
-    --*) echo "$0: unknown option $1" >&2; echo "$usage" >&2; exit 1 ;;
-    *) break ;;
-  esac
-done
-[ $# -eq 3 ] || { echo "$usage" >&2; exit 1; }
-. "$(dirname "$0")/../path.sh"
+nargs=3
+. "$(dirname "$0")/stage.sh"
 kind=$1; src=$2; manifest=$3
 case "$kind" in noise|rir) ;; *) echo "$0: the kind must be noise or rir, got '$kind'" >&2; exit 1 ;; esac
 [ -d "$src" ] || { echo "$0: $src: no such $kind directory" >&2; exit 1; }

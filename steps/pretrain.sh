@@ -9,35 +9,12 @@ usage="Usage: $0 [--config <yaml-file|json>] [--noise-manifest F] [--rir-manifes
  --nproc:  processes under torchrun (DistributedDataParallel; needs pretrain.distributed: true)
  e.g.: $0 --config conf/config.yaml data/pretrain exp/pretrain/builtin"
 echo "$0 $*"
-config=""; noise_manifest=""; rir_manifest=""; nproc=1
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --config) config=$2; shift 2 ;;
-    --noise-manifest) noise_manifest=$2; shift 2 ;;
-    --rir-manifest) rir_manifest=$2; shift 2 ;;
-    --nproc) nproc=$2; shift 2 ;;
-    -h|--help) echo "$usage"; exit 0 ;;
-    --*) echo "$0: unknown option $1" >&2; echo "$usage" >&2; exit 1 ;;
-    *) break ;;
-  esac
-done
-[ $# -eq 2 ] || { echo "$usage" >&2; exit 1; }
-. "$(dirname "$0")/../path.sh"
+config=""; noise_manifest=""; rir_manifest=""; nproc=1; script_options=nproc  # the others go to spectral-pretrain
+nargs=2
+. "$(dirname "$0")/stage.sh"
 data=$1; exp=$2
 for f in utt2spk feats.scp; do
   [ -s "$data/$f" ] || { echo "$0: $data/$f missing or empty (run the prepare and features stages first)" >&2; exit 1; }
 done
-for f in "$noise_manifest" "$rir_manifest"; do
-  [ -z "$f" ] || [ -s "$f" ] || { echo "$0: $f missing or empty (run the augment stage first)" >&2; exit 1; }
-done
-[[ "$nproc" =~ ^[1-9][0-9]*$ ]] || { echo "$0: --nproc must be a positive integer, got '$nproc'" >&2; exit 1; }
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # idle threads sleep: cores may be shared
-args=(--no-progress --data-dir "$data" --exp-dir "$exp")
-[ -n "$config" ] && args+=(--config "$config")
-[ -n "$noise_manifest" ] && args+=(--noise-manifest "$noise_manifest")
-[ -n "$rir_manifest" ] && args+=(--rir-manifest "$rir_manifest")
-if [ "$nproc" -gt 1 ]; then
-  torchrun --standalone --nproc-per-node "$nproc" "$(command -v spectral-pretrain)" "${args[@]}"
-else
-  spectral-pretrain "${args[@]}"
-fi
+stage_command=spectral-pretrain
+. "$(dirname "$0")/launch_training.sh"

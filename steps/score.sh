@@ -7,11 +7,11 @@
 set -euo pipefail
 
 usage="Usage: $0 [options] <xvector-scp> <trials> <scores-dir>
- e.g.: $0 --system wavlm_large-spectralft-k256-r16-s0 \\
-         --mean-scp exp/sys/embeddings/vox1_dev/xvector.scp \\
-         --cohort-scp exp/sys/embeddings/vox1_dev/spk_xvector.scp --top-n 300 \\
-         --results results/vox1_eer.txt \\
-         exp/sys/embeddings/vox1_test/xvector.scp data/vox1_test/trials/vox1_o exp/sys/scores
+ e.g.: $0 --system SYSTEM \\
+         --mean-scp exp/SYSTEM/embeddings/vox1_dev/xvector.scp \\
+         --cohort-scp exp/SYSTEM/embeddings/vox1_dev/spk_xvector.scp --top-n 300 \\
+         --results exp/SYSTEM/results.txt \\
+         exp/SYSTEM/embeddings/vox1_test/xvector.scp data/vox1_test/trials/vox1_O exp/SYSTEM/scores
 Options:
   --system <name>        system name written into the report (required)
   --name <name>          trial-list name (default: file name of <trials>)
@@ -26,33 +26,10 @@ Options:
 echo "$0 $*"
 
 system= name= mean_scp= cohort_scp= top_n=300 enroll_map= results= checkpoint= train_data_dir=
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -h|--help) echo "$usage"; exit 0 ;;
-    --system|--name|--mean-scp|--cohort-scp|--top-n|--enroll-map|--results|--checkpoint|--train-data-dir)
-      if [ $# -lt 2 ]; then echo "$0: option $1 needs a value" >&2; exit 1; fi
-      case "$1" in
-        --system) system=$2 ;;
-        --name) name=$2 ;;
-        --mean-scp) mean_scp=$2 ;;
-        --cohort-scp) cohort_scp=$2 ;;
-        --top-n) top_n=$2 ;;
-        --enroll-map) enroll_map=$2 ;;
-        --results) results=$2 ;;
-        --checkpoint) checkpoint=$2 ;;
-        --train-data-dir) train_data_dir=$2 ;;
-      esac
-      shift 2 ;;
-    --*) echo "$0: unknown option $1" >&2; echo "$usage" >&2; exit 1 ;;
-    *) break ;;
-  esac
-done
-
-if [ $# -ne 3 ]; then echo "$usage" >&2; exit 1; fi
+nargs=3
+. "$(dirname "$0")/stage.sh"
 xvector_scp=$1 trials=$2 dir=$3
 [ -n "$name" ] || name=$(basename "$trials")
-
-. "$(cd "$(dirname "$0")/.." && pwd)/path.sh"
 
 if [ -z "$system" ]; then echo "$0: --system is required" >&2; exit 1; fi
 case "$top_n" in ''|*[!0-9]*) echo "$0: --top-n must be a positive integer, got '$top_n'" >&2; exit 1 ;; esac

@@ -152,7 +152,7 @@ import os, sys, time
 from spectral import features
 
 def slow_chunk(*args, **kwargs):  # a worker busy with a long chunk
-    print(os.getpid(), flush=True)
+    os.write(1, f"{os.getpid()}\\n".encode())  # one write: two workers' lines never interleave
     time.sleep(120)
 
 features._extract_chunk = slow_chunk  # the forked workers inherit it

@@ -1,18 +1,21 @@
 # Stage prepare for CN-Celeb1 (a local copy of OpenSLR 82): dev speakers for training, the
 # eval set (enroll + test utterances), and per protocol an enroll map and Kaldi trials:
 # cnceleb1_concat (CNC-Eval-Concat: the concatenated eval/enroll/ file of each model) and
-# cnceleb1_avg (CNC-Eval-Avg: the average over eval/lists/enroll.map's utterances). Corpus contract read
-# by the other rule files (see local/rules/vox1.smk): TRAIN_SET, TRIAL_SETS, ENROLL_MAPS,
-# TRAIN_SPEAKERS, TRAIN_SOURCE.
+# cnceleb1_avg (CNC-Eval-Avg: the average over eval/lists/enroll.map's utterances). Sets
+# CORPUS_CONTRACT (spectral.workflow.CorpusContract), as every local/rules/<corpus>.smk does.
+# Calls local/prepare_cnceleb1.sh -> spectral-prepare-cnceleb1 (spectral.corpora.cnceleb1.prepare).
 from spectral.corpora.cnceleb1 import PROTOCOLS, train_speakers_digest
 
 CNCELEB1_TRIALS = list(PROTOCOLS)
-TRAIN_SET = "cnceleb1_dev"
-TRIAL_SETS = {t: "cnceleb1_eval" for t in TRIALS}
-REUSE_FROM = {}  # the evaluation set shares no utterance with the training set
-ENROLL_MAPS = {t: f"data/cnceleb1_eval/enroll_maps/{t}" for t in TRIALS}
-TRAIN_SPEAKERS = train_speakers_digest(CORPUS["root"])  # dev/dev.lst, read now (null where not there yet)
-TRAIN_SOURCE = {}
+CORPUS_CONTRACT = corpus_contract(
+    TRIALS,
+    train_set="cnceleb1_dev",
+    trial_sets={t: "cnceleb1_eval" for t in TRIALS},
+    reuse_from={},  # the evaluation set shares no utterance with the training set
+    enroll_maps={t: f"data/cnceleb1_eval/enroll_maps/{t}" for t in TRIALS},
+    train_speakers=train_speakers_digest(CORPUS["root"]),  # dev/dev.lst, read now (null where not there yet)
+    train_source={},
+)
 
 _bad = [t for t in TRIALS if t not in CNCELEB1_TRIALS]
 if _bad:
@@ -28,7 +31,7 @@ rule prepare_cnceleb1:
     output:
         dev="data/cnceleb1_dev/wav.scp",
         eval="data/cnceleb1_eval/wav.scp",
-        enroll_maps=[ENROLL_MAPS[t] for t in TRIALS],
+        enroll_maps=[CORPUS_CONTRACT.enroll_maps[t] for t in TRIALS],
         trials=expand("data/cnceleb1_eval/trials/{trials}", trials=TRIALS),
     params:
         stage=f"{BASE}/local/prepare_cnceleb1.sh",

@@ -1,5 +1,6 @@
 # Stage corpus: the embedded VoxCeleb1-shaped target corpus and its pre-training corpus.
 # Every key of config['embedded'] but nj becomes an option of spectral-make-corpus (nulls omitted).
+# Calls local/make_embedded_corpus.sh -> spectral-make-corpus (spectral.corpora.embedded.generate.generate_corpora).
 
 
 rule corpus:

@@ -15,22 +15,39 @@ rotational), ``lowrank`` (LoRA, PiSSA, MiLoRA), ``dora``, ``full`` (every backbo
 parameter trains; nothing is wrapped); ``base`` holds the shared wrapper, ``decompose`` the SVD, ``api`` the model-level functions.
 """
 
-from spectral.adapters.api import (
-    LAYER_CLASSES,
-    adapter_layers,
-    adapter_state_dict,
-    apply_adapters,
-    count_trainable,
-    find_targets,
-    load_adapters,
-    merge_adapters,
-)
-from spectral.adapters.base import AdapterLayer
-from spectral.adapters.config import METHODS, AdapterConfig, matches_target
-from spectral.adapters.decompose import SVD_METHODS, decompose
-from spectral.adapters.dora import DoRALayer
-from spectral.adapters.lowrank import LowRankLayer
-from spectral.adapters.spectralft import SpectralFTLayer, SpectralRotLayer
+import sys
+import types
+
+from spectral import lazy_exports
+
+# Every name is imported on first use (PEP 562), so that importing the torch-free settings
+# (spectral.adapters.config) does not import torch through this package.
+_WHERE = {
+    "LAYER_CLASSES": "api", "adapter_layers": "api", "adapter_state_dict": "api", "apply_adapters": "api",
+    "count_trainable": "api", "find_targets": "api", "load_adapters": "api", "merge_adapters": "api",
+    "AdapterLayer": "base",
+    "METHODS": "config", "AdapterConfig": "config", "matches_target": "config",
+    "SVD_METHODS": "decompose", "decompose": "decompose",
+    "DoRALayer": "dora", "LowRankLayer": "lowrank",
+    "SpectralFTLayer": "spectralft", "SpectralRotLayer": "spectralft",
+}
+
+
+__getattr__ = lazy_exports(__name__, _WHERE)
+
+
+class _Package(types.ModuleType):
+    """``spectral.adapters.decompose`` names the function, as the eager imports had it: importing
+    the submodule of that name would otherwise bind the module over it."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "decompose" and isinstance(value, types.ModuleType):
+            value = value.decompose
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
 
 __all__ = [
     "LAYER_CLASSES",

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from spectral.adapters.base import AdapterLayer
-from spectral.adapters.config import AdapterConfig, matches_target
+from spectral.adapters.config import USES_FACTORS, AdapterConfig, matches_target  # noqa: F401 (USES_FACTORS re-exported)
 from spectral.adapters.dora import DoRALayer
 from spectral.adapters.full import full_parameters, is_full, mark_full, unmark_full
 from spectral.adapters.lowrank import LowRankLayer
@@ -31,9 +31,6 @@ LAYER_CLASSES: dict[str, type[AdapterLayer]] = {
     "milora": LowRankLayer,
     "dora": DoRALayer,
 }
-
-#: Methods that start from the singular triplets (and so can take precomputed factors).
-USES_FACTORS: frozenset[str] = frozenset({"spectralft", "spectralft_rot", "pissa", "milora"})
 
 
 def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from spectral.settings import help_meta as _meta, strict_from_dict
+from spectral.settings import Settings, help_meta as _meta
 
 #: Every adapter method, in the order results tables list them.
 METHODS: tuple[str, ...] = (
@@ -35,6 +35,31 @@ INITS: tuple[str, ...] = ("paper", "lora")
 
 #: Methods whose principal subspace is the top-k singular triplets (``top_k`` applies).
 SPECTRAL_METHODS: tuple[str, ...] = ("spectralft", "spectralft_rot")
+
+#: Methods that start from the svd stage's factors.pt (their initial adapter is read from it).
+USES_FACTORS: frozenset[str] = frozenset({"spectralft", "spectralft_rot", "pissa", "milora"})
+
+#: Methods whose drift is measured against their own top_k subspaces (others: DEFAULT_DRIFT_TOP_K).
+TOP_K_METHODS: tuple[str, ...] = SPECTRAL_METHODS
+#: k of the drift stage for methods without a top_k, by backbone.
+DEFAULT_DRIFT_TOP_K: dict[str, int] = {"builtin": 64, "wavlm": 256, "hubert": 256}
+
+
+def svd_factors_needed(method: str, top_k: int, rank: int) -> tuple[int, int] | None:
+    """(top k, bottom b) of the svd stage's factors.pt that ``method`` starts from, or None when it
+    reads none: the top_k triplets, and for milora also its bottom ``rank`` (its adapter's start)."""
+    if method not in USES_FACTORS:
+        return None
+    return top_k, rank if method == "milora" else 0
+
+
+def drift_top_k(method: str, top_k: int, backbone: str, configured: int | None = None) -> int:
+    """k of a system's drift: its adapter ``top_k`` (the spectral methods), else ``configured``
+    (drift.top_k), else :data:`DEFAULT_DRIFT_TOP_K` of its backbone."""
+    if method in TOP_K_METHODS:
+        return top_k
+    return configured or DEFAULT_DRIFT_TOP_K[backbone]
+
 
 #: Fields a method does not read at all, so that system names can leave them out (only
 #: ``full`` is listed: leaving fields out of other methods' names would rename their systems).
@@ -56,12 +81,14 @@ def matches_target(name: str, patterns: list[str] | tuple[str, ...]) -> bool:
 
 
 @dataclass
-class AdapterConfig:
+class AdapterConfig(Settings):
     """How the backbone's linear layers are adapted; every field carries its help text.
 
     ``AdapterConfig(method="spectralft", rank=16, top_k=256)`` is the paper's setting.
     ``field_help()`` returns the help of every field (for command lines and the schema).
     """
+
+    SECTION = "adapter config"
 
     method: str = field(
         default="spectralft",
@@ -178,15 +205,6 @@ class AdapterConfig:
         """The factor alpha / rank multiplying every B A product."""
         alpha = float(self.rank) if self.alpha is None else float(self.alpha)
         return alpha / self.rank
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (json/yaml/checkpoint friendly)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "AdapterConfig":
-        """Build a config from plain data; unknown keys are an error naming them."""
-        return strict_from_dict(cls, data, "adapter config")
 
     @classmethod
     def field_help(cls) -> dict[str, str]:

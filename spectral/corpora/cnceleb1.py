@@ -51,7 +51,7 @@ from spectral.corpora.manifests import write_set
 from spectral.data.audio import AudioInfo, check_audio
 from spectral.data.kaldi import atomic_dir, c_sorted, write_table, write_trials
 from spectral.errors import InputError, read_utf8
-from spectral.logutil import log_invocation, run_main
+from spectral.logutil import command_parser, log_invocation, run_main
 
 log = logging.getLogger("spectral.prepare")
 
@@ -314,12 +314,10 @@ def prepare(corpus_dir: str | Path, data_dir: str | Path, dev_name: str | None =
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="spectral-prepare-cnceleb1", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  spectral-prepare-cnceleb1 --corpus-dir /corpora/CN-Celeb_flac --data-dir data\n"
-               "  spectral-prepare-cnceleb1 --corpus-dir /corpora/CN-Celeb_flac --data-dir data --trials cnceleb1_avg",
-    )
+    p = command_parser("spectral-prepare-cnceleb1", __doc__.split("\n\n")[0], """\
+spectral-prepare-cnceleb1 --corpus-dir /corpora/CN-Celeb_flac --data-dir data
+spectral-prepare-cnceleb1 --corpus-dir /corpora/CN-Celeb_flac --data-dir data --trials cnceleb1_avg
+""")
     p.add_argument("--corpus-dir", required=True, help="CN-Celeb1 directory (data/, dev/dev.lst, eval/)")
     p.add_argument("--data-dir", required=True, help="where data/<set>/ directories are written")
     p.add_argument("--dev-name", default="cnceleb1_dev", help="set name of the dev speakers ('' to skip; default %(default)s)")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from spectral.data.kaldi import atomic_dir, read_table, write_data_dir
 from spectral.errors import InputError
-from spectral.logutil import log_invocation, run_main
+from spectral.logutil import command_parser, log_invocation, run_main
 
 
 def combine(inputs: list[str | Path], out: str | Path) -> Path:
@@ -61,11 +61,9 @@ def combine(inputs: list[str | Path], out: str | Path) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="spectral-combine-data", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  spectral-combine-data data/vox1_vox2_dev data/vox1_dev data/vox2_dev",
-    )
+    p = command_parser("spectral-combine-data", __doc__.split("\n\n")[0], """\
+spectral-combine-data data/vox1_vox2_dev data/vox1_dev data/vox2_dev
+""")
     p.add_argument("out", help="output data directory")
     p.add_argument("inputs", nargs="+", help="prepared data directories (two or more)")
     return p

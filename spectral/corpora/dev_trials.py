@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from spectral.atomic import atomic_write_text
-from spectral.data.kaldi import c_sorted, read_table
+from spectral.data.kaldi import c_sorted, data_dir_utt2spk
 from spectral.errors import InputError, read_utf8
-from spectral.logutil import log_invocation, run_main
+from spectral.logutil import command_parser, log_invocation, run_main
 
 
 def pick_speakers(speakers: list[str], n: int, seed: int) -> list[str]:
@@ -82,13 +82,8 @@ def make_trials(utt2spk: dict[str, str], speakers: list[str], n_trials: int, see
 def write_dev_trials(data_dir: str | Path, trials_out: str | Path, speakers_out: str | Path, n_speakers: int,
                      n_trials: int, seed: int) -> tuple[int, int]:
     """Pick the held-out speakers of ``data_dir`` and write their trials; returns (speakers, trials)."""
-    data_dir = Path(data_dir)
-    path = data_dir / "utt2spk"
-    if not path.is_file():
-        raise InputError(path, "missing (run the prepare stage first)")
-    utt2spk = read_table(path)
-    if not utt2spk:
-        raise InputError(path, "holds no utterances")
+    path = Path(data_dir) / "utt2spk"
+    utt2spk = data_dir_utt2spk(data_dir)
     speakers = c_sorted(set(utt2spk.values()))
     try:
         chosen = pick_speakers(speakers, n_speakers, seed)
@@ -119,13 +114,9 @@ def read_speaker_list(path: str | Path) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="spectral-make-dev-trials",
-        description=__doc__.split("\n\n")[1].replace("\n", " "),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        epilog="example: spectral-make-dev-trials --speakers 40 --trials 4000 data/vox1_dev "
-               "data/vox1_dev/trials/dev_val data/vox1_dev/dev_speakers",
-    )
+    p = command_parser("spectral-make-dev-trials", __doc__.split("\n\n")[1].replace("\n", " "), """\
+spectral-make-dev-trials --speakers 40 --trials 4000 data/vox1_dev data/vox1_dev/trials/dev_val data/vox1_dev/dev_speakers
+""", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("data_dir", help="training set directory holding utt2spk")
     p.add_argument("trials_out", help="Kaldi trials file to write")
     p.add_argument("speakers_out", help="file of the held-out speaker ids to write")

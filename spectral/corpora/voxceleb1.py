@@ -33,7 +33,7 @@ from tqdm import tqdm
 from spectral.data.audio import AudioInfo, check_audio
 from spectral.data.kaldi import atomic_dir, c_sorted, write_data_dir, write_trials
 from spectral.errors import InputError, read_utf8
-from spectral.logutil import log_invocation, run_main
+from spectral.logutil import command_parser, log_invocation, run_main
 
 log = logging.getLogger("spectral.prepare")
 
@@ -233,6 +233,52 @@ def _write_set(out: Path, corpus: Corpus, utts: list[str]) -> None:
     )
 
 
+def _check_configured_lists(corpus_dir: str | Path, trials: tuple[str, ...] | None, test_name: str | None,
+                            all_name: str | None) -> None:
+    """Refuse configured ``trials`` that are no VoxCeleb1 list, have no set to go to, or are missing."""
+    if trials is None:
+        return
+    unknown = [t for t in trials if t not in TRIAL_LISTS.values()]
+    if unknown:
+        raise ValueError(f"unknown trial list(s) {', '.join(unknown)}; VoxCeleb1 lists: {', '.join(TRIAL_LISTS.values())}")
+    if trials and not (test_name or all_name):
+        raise ValueError("trials need a test or all set to hold them")
+    for fname, kaldi_name in TRIAL_LISTS.items():
+        if kaldi_name in trials and not (Path(corpus_dir) / fname).is_file():
+            raise InputError(Path(corpus_dir) / fname, f"missing: trial list {kaldi_name} is configured and read from this file")
+
+
+def _place_trials(corpus_dir: str | Path, corpus, test_utts: set[str], trials: tuple[str, ...] | None,
+                  test_name: str | None, all_name: str | None, all_trials: tuple[str, ...]) -> dict[str, tuple[str, list]]:
+    """Kaldi name -> (set name, converted trials) of every list to convert (see :func:`prepare`)."""
+    converted_lists: dict[str, tuple[str, list]] = {}
+    for fname, kaldi_name in TRIAL_LISTS.items():
+        path = Path(corpus_dir) / fname
+        if not path.is_file() or not (test_name or all_name):
+            continue
+        if trials is not None and kaldi_name not in trials:
+            log.info("%s (%s): not among the configured trial lists (%s), ignored", path, kaldi_name,
+                     ", ".join(trials) or "none")
+            continue
+        converted = convert_trials(path, corpus)
+        dev_spks = {corpus.utt2spk[u] for e, t, _ in converted for u in (e, t) if u not in test_utts}
+        if dev_spks:
+            log.warning(
+                "%s (%s) names utterances of %d dev speakers: it overlaps the training set (Set=dev), so a model "
+                "trained on it has heard those speakers and the list's error rates are optimistic",
+                path, kaldi_name, len(dev_spks),
+            )
+        if kaldi_name in all_trials:
+            converted_lists[kaldi_name] = (all_name, converted)
+        elif test_name and all(e in test_utts and t in test_utts for e, t, _ in converted):
+            converted_lists[kaldi_name] = (test_name, converted)
+        elif all_name:
+            converted_lists[kaldi_name] = (all_name, converted)
+        else:
+            raise InputError(path, "names utterances outside the test set; prepare with --all-name to hold them")
+    return converted_lists
+
+
 def prepare(
     corpus_dir: str | Path,
     data_dir: str | Path,
@@ -265,40 +311,8 @@ def prepare(
     test_utts = set(by_split["test"])
     if all_trials and not all_name:
         raise ValueError("all_trials needs all_name")
-    if trials is not None:
-        unknown = [t for t in trials if t not in TRIAL_LISTS.values()]
-        if unknown:
-            raise ValueError(f"unknown trial list(s) {', '.join(unknown)}; VoxCeleb1 lists: {', '.join(TRIAL_LISTS.values())}")
-        if trials and not (test_name or all_name):
-            raise ValueError("trials need a test or all set to hold them")
-        for fname, kaldi_name in TRIAL_LISTS.items():
-            if kaldi_name in trials and not (Path(corpus_dir) / fname).is_file():
-                raise InputError(Path(corpus_dir) / fname, f"missing: trial list {kaldi_name} is configured and read from this file")
-    converted_lists: dict[str, tuple[str, list]] = {}  # kaldi name -> (set name, trials)
-    for fname, kaldi_name in TRIAL_LISTS.items():
-        path = Path(corpus_dir) / fname
-        if not path.is_file() or not (test_name or all_name):
-            continue
-        if trials is not None and kaldi_name not in trials:
-            log.info("%s (%s): not among the configured trial lists (%s), ignored", path, kaldi_name,
-                     ", ".join(trials) or "none")
-            continue
-        converted = convert_trials(path, corpus)
-        dev_spks = {corpus.utt2spk[u] for e, t, _ in converted for u in (e, t) if u not in test_utts}
-        if dev_spks:
-            log.warning(
-                "%s (%s) names utterances of %d dev speakers: it overlaps the training set (Set=dev), so a model "
-                "trained on it has heard those speakers and the list's error rates are optimistic",
-                path, kaldi_name, len(dev_spks),
-            )
-        if kaldi_name in all_trials:
-            converted_lists[kaldi_name] = (all_name, converted)
-        elif test_name and all(e in test_utts and t in test_utts for e, t, _ in converted):
-            converted_lists[kaldi_name] = (test_name, converted)
-        elif all_name:
-            converted_lists[kaldi_name] = (all_name, converted)
-        else:
-            raise InputError(path, "names utterances outside the test set; prepare with --all-name to hold them")
+    _check_configured_lists(corpus_dir, trials, test_name, all_name)
+    converted_lists = _place_trials(corpus_dir, corpus, test_utts, trials, test_name, all_name, all_trials)
     sets: dict[str, list[str]] = {}
     for split, name in names.items():
         if name and by_split[split]:
@@ -321,14 +335,11 @@ def prepare(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="spectral-prepare-vox1",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  spectral-prepare-vox1 --corpus-dir corpus/embedded/vox1 --data-dir data\n"
-        "  spectral-prepare-vox1 --corpus-dir /corpora/VoxCeleb1 --data-dir data --trials vox1_O\n"
-        "  spectral-prepare-vox1 --corpus-dir corpus/embedded/pretrain --data-dir data --dev-name pretrain --test-name ''",
-    )
+    p = command_parser("spectral-prepare-vox1", __doc__.split("\n\n")[0], """\
+spectral-prepare-vox1 --corpus-dir corpus/embedded/vox1 --data-dir data
+spectral-prepare-vox1 --corpus-dir /corpora/VoxCeleb1 --data-dir data --trials vox1_O
+spectral-prepare-vox1 --corpus-dir corpus/embedded/pretrain --data-dir data --dev-name pretrain --test-name ''
+""")
     p.add_argument("--corpus-dir", required=True, help="VoxCeleb1-layout directory (vox1_meta.csv, wav/, trial lists)")
     p.add_argument("--data-dir", required=True, help="where data/<set>/ directories are written")
     p.add_argument("--dev-name", default="vox1_dev", help="set name for Set=dev speakers ('' to skip; default %(default)s)")

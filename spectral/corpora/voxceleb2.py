@@ -37,7 +37,7 @@ from spectral.data.audio import AudioInfo, check_audio
 from spectral.corpora.manifests import write_set
 from spectral.data.kaldi import atomic_dir, c_sorted
 from spectral.errors import InputError
-from spectral.logutil import log_invocation, run_main
+from spectral.logutil import command_parser, log_invocation, run_main
 from spectral.workers import process_pool
 
 log = logging.getLogger("spectral.prepare")
@@ -153,11 +153,9 @@ def prepare(corpus_dir: str | Path, data_dir: str | Path, name: str = "vox2_dev"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="spectral-prepare-vox2", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  spectral-prepare-vox2 --corpus-dir /corpora/VoxCeleb2 --data-dir data --nj 8",
-    )
+    p = command_parser("spectral-prepare-vox2", __doc__.split("\n\n")[0], """\
+spectral-prepare-vox2 --corpus-dir /corpora/VoxCeleb2 --data-dir data --nj 8
+""")
     p.add_argument("--corpus-dir", required=True, help="VoxCeleb2 directory (dev/aac/<spk>/<session>/*.m4a)")
     p.add_argument("--data-dir", required=True, help="where data/<name>/ is written")
     p.add_argument("--name", default="vox2_dev", help="set name (default %(default)s)")

@@ -29,6 +29,19 @@ def write_table(path: str | Path, rows: Mapping[str, str]) -> None:
             f.write(f"{key} {rows[key]}\n")
 
 
+def data_dir_utt2spk(data_dir: str | Path, missing: str = "missing (run the prepare stage first)",
+                     allow_empty: bool = False) -> dict[str, str]:
+    """``<data_dir>/utt2spk`` as utterance -> speaker; InputError naming the file when it is not
+    there (``missing`` says what to do) or, unless ``allow_empty``, holds no utterances."""
+    path = Path(data_dir) / "utt2spk"
+    if not path.is_file():
+        raise InputError(path, missing)
+    utt2spk = read_table(path)
+    if not utt2spk and not allow_empty:
+        raise InputError(path, "holds no utterances")
+    return utt2spk
+
+
 def read_table(path: str | Path) -> dict[str, str]:
     """Read ``key value...`` lines into a dict; refuses blank keys and duplicates, naming the line."""
     out: dict[str, str] = {}

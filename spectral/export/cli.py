@@ -26,7 +26,7 @@ from typing import Any
 
 from spectral.atomic import atomic_dir
 from spectral.errors import InputError
-from spectral.logutil import log_invocation, run_main
+from spectral.logutil import command_parser, log_invocation, run_main
 
 log = logging.getLogger("spectral.export")
 
@@ -108,25 +108,19 @@ def export_system(checkpoint: str | Path, out_dir: str | Path, backbone_checkpoi
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="spectral-export",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=(
-            "examples:\n"
-            "  spectral-export --backbone-checkpoint exp/pretrain/builtin/final.pt \\\n"
-            "      --factors exp/svd/builtin/k4_b0/factors.pt exp/SYSTEM/final.pt exp/SYSTEM/export\n"
-            "  spectral-export --factors exp/svd/wavlm_large/k256_b0/factors.pt exp/SYSTEM/final.pt exp/SYSTEM/export\n"
-            "      (wavlm/hubert: the pre-trained directory is model.path from the checkpoint, or --pretrained-dir)"
-        ),
-    )
+    p = command_parser("spectral-export", __doc__.split("\n\n")[0], """\
+spectral-export --backbone-checkpoint exp/pretrain/builtin/final.pt \\
+    --factors exp/svd/builtin/k4_b0/factors.pt exp/SYSTEM/final.pt exp/SYSTEM/export
+spectral-export --factors exp/svd/wavlm_large/k256_b0/factors.pt exp/SYSTEM/final.pt exp/SYSTEM/export
+    (wavlm/hubert: the pre-trained directory is model.path from the checkpoint, or --pretrained-dir)
+""")
     p.add_argument("checkpoint", help="final.pt of the finetune stage")
     p.add_argument("out_dir", help="the export directory (replaced when complete)")
-    p.add_argument("--backbone-checkpoint", default=None,
+    p.add_argument("--backbone-checkpoint",
                    help="builtin: the pretrain stage's final.pt the system was fine-tuned from (for peft/)")
-    p.add_argument("--pretrained-dir", default=None,
+    p.add_argument("--pretrained-dir",
                    help="wavlm/hubert: the pre-trained transformers directory (default: model.path in the checkpoint)")
-    p.add_argument("--factors", default=None,
+    p.add_argument("--factors",
                    help="the svd stage's factors.pt the finetune stage read (spectralft, pissa, milora; for peft/)")
     p.add_argument("--what", default=",".join(ITEMS),
                    help="comma-separated subset of %s (default: all)" % ",".join(ITEMS))

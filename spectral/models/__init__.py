@@ -3,21 +3,26 @@
 ``builtin``  the small fbank Transformer the pipeline pre-trains itself (WavLM's module names);
 ``ssl``      WavLM / HuBERT from a local transformers directory, on raw waveform;
 ``backend``  weighted sum of hidden states, ECAPA-TDNN, 192-d embedding, AAM-softmax;
-``speaker``  :class:`ModelConfig`, the assembled :class:`SpeakerModel`, final.pt reading/writing.
+``config``   the settings, without torch (:class:`ModelConfig`, :class:`BuiltinConfig`, :class:`BackendConfig`);
+``speaker``  the assembled :class:`SpeakerModel`, final.pt reading/writing.
 """
 
-from spectral.models.backend import AAMSoftmax, BackendConfig, ECAPATDNN, LayerWeightedSum, SpeakerBackend
-from spectral.models.builtin import BuiltinBackbone, BuiltinConfig
-from spectral.models.speaker import (
-    BACKBONES,
-    ModelConfig,
-    SpeakerModel,
-    adapter_root,
-    build_backbone,
-    load_model_checkpoint,
-    read_checkpoint,
-)
-from spectral.models.ssl import SSLBackbone, load_ssl_backbone
+from spectral import lazy_exports
+
+# Every name is imported on first use (PEP 562), so that importing the torch-free settings
+# (spectral.models.config) does not import torch through this package.
+_WHERE = {
+    "BACKBONES": "config", "BackendConfig": "config", "BuiltinConfig": "config", "ModelConfig": "config",
+    "AAMSoftmax": "backend", "ECAPATDNN": "backend", "LayerWeightedSum": "backend", "SpeakerBackend": "backend",
+    "BuiltinBackbone": "builtin",
+    "SpeakerModel": "speaker", "adapter_root": "speaker", "build_backbone": "speaker",
+    "load_model_checkpoint": "speaker", "read_checkpoint": "speaker",
+    "SSLBackbone": "ssl", "load_ssl_backbone": "ssl",
+}
+
+
+__getattr__ = lazy_exports(__name__, _WHERE)
+
 
 __all__ = [
     "AAMSoftmax",

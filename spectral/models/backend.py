@@ -16,54 +16,13 @@ compute what one process computes on the whole batch. Reads and writes no files.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spectral.settings import help_meta as _meta, strict_from_dict
-
-
-@dataclass
-class BackendConfig:
-    """Shape of the speaker back-end and its loss; every field carries its help text."""
-
-    channels: int = field(default=64, metadata=_meta("ECAPA-TDNN channels C (1024 in the paper preset)."))
-    embed_dim: int = field(default=192, metadata=_meta("Speaker embedding dimension."))
-    scale: int = field(default=8, metadata=_meta("Res2Net scale (number of channel groups); must divide channels."))
-    se_bottleneck: int = field(default=64, metadata=_meta("Squeeze-excitation bottleneck width."))
-    attention_channels: int = field(default=64, metadata=_meta("Hidden width of attentive statistics pooling."))
-    margin: float = field(default=0.2, metadata=_meta("AAM-softmax additive angular margin m (0.3 in the paper preset); training ramps it up from 0 over the first half of each stage's steps."))
-    loss_scale: float = field(default=30.0, metadata=_meta("AAM-softmax scale s (32 in the paper preset)."))
-    first_state: int = field(
-        default=0,
-        metadata=_meta("Index of the first hidden state in the weighted sum: 0 takes every state, as in the paper; "
-                       "1 leaves out hidden state 0 (the front end, before any attention layer), so the back-end "
-                       "cannot read the features around the adapted layers directly."))
-
-    def __post_init__(self) -> None:
-        if isinstance(self.first_state, bool) or not isinstance(self.first_state, int) or self.first_state < 0:
-            raise ValueError(f"backend.first_state must be an integer >= 0, got {self.first_state!r}")
-        for name in ("channels", "embed_dim", "scale", "se_bottleneck", "attention_channels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"backend.{name} must be an integer >= 1, got {value!r}")
-        if self.channels % self.scale:
-            raise ValueError(f"backend.scale ({self.scale}) must divide backend.channels ({self.channels})")
-        if not 0.0 <= float(self.margin) < math.pi / 2:
-            raise ValueError(f"backend.margin must be in [0, pi/2), got {self.margin!r}")
-        if not float(self.loss_scale) > 0:
-            raise ValueError(f"backend.loss_scale must be > 0, got {self.loss_scale!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BackendConfig":
-        return strict_from_dict(cls, data, "backend")
+from spectral.models.config import BackendConfig
 
 
 class BatchNorm1d(nn.BatchNorm1d):
@@ -255,8 +214,9 @@ class SpeakerBackend(nn.Module):
 class AAMSoftmax(nn.Module):
     """Additive angular margin softmax: cos(theta + m) for the true class, all logits times s.
 
-    ``forward(emb, labels)`` returns (loss, cosine logits); accuracy is judged on the plain
-    cosines (no margin). Where theta + m would pass pi, the logit continues as
+    ``forward(emb, labels, margin=None)`` returns (loss, cosine logits); ``margin`` is the step's
+    (the training loop ramps it up, :class:`spectral.train.loop.MarginSchedule`), None the
+    head's own. Accuracy is judged on the plain cosines (no margin). Where theta + m would pass pi, the logit continues as
     cos(theta) - m sin(m) (the usual monotonic extension).
     """
 
@@ -270,9 +230,9 @@ class AAMSoftmax(nn.Module):
     def cosine(self, emb: Tensor) -> Tensor:
         return F.linear(F.normalize(emb, dim=1), F.normalize(self.weight, dim=1))
 
-    def forward(self, emb: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, emb: Tensor, labels: Tensor, margin: float | None = None) -> tuple[Tensor, Tensor]:
         cos = self.cosine(emb)
-        m = self.margin
+        m = self.margin if margin is None else margin
         sin = torch.sqrt((1.0 - cos * cos).clamp(min=1e-7))
         phi = cos * math.cos(m) - sin * math.sin(m)
         phi = torch.where(cos > math.cos(math.pi - m), phi, cos - m * math.sin(m))

@@ -19,59 +19,11 @@ real. Reads and writes no files.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spectral.settings import help_meta as _meta, strict_from_dict
-
-
-@dataclass
-class BuiltinConfig:
-    """Shape of the built-in Transformer; every field carries its help text."""
-
-    n_mels: int = field(default=80, metadata=_meta("Input feature dimension (fbank mel bins)."))
-    d_model: int = field(default=128, metadata=_meta("Transformer width (hidden size)."))
-    num_layers: int = field(default=4, metadata=_meta("Number of Transformer layers."))
-    num_heads: int = field(default=4, metadata=_meta("Attention heads; must divide d_model."))
-    ffn_dim: int = field(default=512, metadata=_meta("Inner size of each feed-forward block."))
-    subsample: int = field(default=2, metadata=_meta("Time subsampling of the convolutional front end (1 or 2)."))
-    pos_kernel: int = field(default=15, metadata=_meta("Kernel of the convolutional relative position embedding (odd)."))
-    dropout: float = field(default=0.0, metadata=_meta("Dropout in attention, feed-forward and residual paths."))
-    qk_init_scale: float = field(
-        default=1.0,
-        metadata=_meta(
-            "Factor on the initial q_proj and k_proj weights (1 = PyTorch's default Linear init). Below 1 the "
-            "random bulk of the initial spectrum is small, so pre-training's learned directions become the top-k "
-            "singular subspaces the spectral methods act on."
-        ),
-    )
-
-    def __post_init__(self) -> None:
-        for name in ("n_mels", "d_model", "num_layers", "num_heads", "ffn_dim"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"model.builtin.{name} must be an integer >= 1, got {value!r}")
-        if self.d_model % self.num_heads:
-            raise ValueError(f"model.builtin.num_heads ({self.num_heads}) must divide d_model ({self.d_model})")
-        if self.subsample not in (1, 2):
-            raise ValueError(f"model.builtin.subsample must be 1 or 2, got {self.subsample!r}")
-        if not isinstance(self.pos_kernel, int) or self.pos_kernel < 1 or self.pos_kernel % 2 == 0:
-            raise ValueError(f"model.builtin.pos_kernel must be an odd integer >= 1, got {self.pos_kernel!r}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ValueError(f"model.builtin.dropout must be in [0, 1), got {self.dropout!r}")
-        if isinstance(self.qk_init_scale, bool) or not isinstance(self.qk_init_scale, (int, float)) or not self.qk_init_scale > 0:
-            raise ValueError(f"model.builtin.qk_init_scale must be a number > 0, got {self.qk_init_scale!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BuiltinConfig":
-        return strict_from_dict(cls, data, "model.builtin")
+from spectral.models.config import BuiltinConfig
 
 
 class Attention(nn.Module):

@@ -18,56 +18,18 @@ saved with ``torch.save`` and read with ``weights_only=True``::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from spectral.settings import help_meta as _meta, strict_from_dict
 from spectral.errors import InputError
 from spectral.models.backend import AAMSoftmax, BackendConfig, SpeakerBackend
-from spectral.models.builtin import BuiltinBackbone, BuiltinConfig
+from spectral.models.builtin import BuiltinBackbone
+from spectral.models.config import BACKBONES, BuiltinConfig, ModelConfig
 
 CHECKPOINT_FORMAT = "spectral-model/1"
-#: Backbone kinds: the built-in fbank Transformer and the transformers SSL models.
-BACKBONES: tuple[str, ...] = ("builtin", "wavlm", "hubert")
-
-
-@dataclass
-class ModelConfig:
-    """Which backbone, and where its weights come from; every field carries its help text."""
-
-    backbone: str = field(
-        default="builtin",
-        metadata=_meta("builtin (small fbank Transformer pre-trained by the pipeline), wavlm or hubert (transformers, raw waveform)."),
-    )
-    path: str | None = field(
-        default=None,
-        metadata=_meta("wavlm/hubert: local transformers model directory (save_pretrained layout); unused for builtin."),
-    )
-    builtin: BuiltinConfig = field(default_factory=BuiltinConfig, metadata=_meta("Shape of the built-in backbone."))
-
-    def __post_init__(self) -> None:
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"model.backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
-        if isinstance(self.builtin, Mapping):
-            self.builtin = BuiltinConfig.from_dict(dict(self.builtin))
-        if self.backbone != "builtin" and not self.path:
-            raise ValueError(f"model.path must name a local transformers directory for backbone {self.backbone!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
-        return strict_from_dict(cls, data, "model")
-
-    @property
-    def input_kind(self) -> str:
-        """"fbank" for builtin, "waveform" for the SSL backbones."""
-        return "fbank" if self.backbone == "builtin" else "waveform"
 
 
 class SpeakerModel(nn.Module):

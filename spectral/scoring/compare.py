@@ -50,7 +50,7 @@ import numpy as np
 
 from spectral.atomic import atomic_path, atomic_write_text
 from spectral.errors import InputError, read_utf8
-from spectral.logutil import log_invocation, run_main
+from spectral.logutil import command_parser, log_invocation, run_main
 from spectral.scoring import bootstrap
 from spectral.scoring.textfiles import InputFormatError, read_trials
 
@@ -326,12 +326,10 @@ def plot(runs: list[Run], trials: list[str], path: Path, title: str, iv: Interva
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="spectral-compare",
-        description="Tabulate and plot EER/minDCF (mean ± std over seeds), trainable parameters and training "
-        "time of finished systems: writes comparison.md, comparison.png and comparison.tsv into --out-dir.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p = command_parser("spectral-compare", "Tabulate and plot EER/minDCF (mean ± std over seeds), trainable parameters and training "
+                       "time of finished systems: writes comparison.md, comparison.png and comparison.tsv into --out-dir.", """\
+spectral-compare --trials vox1_O vox1_H --trials-file vox1_O data/vox1_test/trials/vox1_O --trials-file vox1_H data/vox1_test/trials/vox1_H --reference frozen --drift --out-dir results --run frozen 1 exp/SYSTEM_A --run spectralft 1 exp/SYSTEM_B
+""", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--run", nargs=3, action="append", required=True, metavar=("LABEL", "SEED", "EXP_DIR"),
                    help="one finished system: method label, its seed and its exp/<system> directory (repeat)")
     p.add_argument("--trials", nargs="+", required=True, help="trial list names, as in exp/<system>/scores/<name>.metrics.json")

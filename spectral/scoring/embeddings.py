@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from spectral.atomic import atomic_paths
-from spectral.logutil import log_command, run_main
+from spectral.logutil import command_parser, log_command, run_main
 from spectral.scoring.textfiles import (
     InputFormatError,
     atomic_write_text,
@@ -171,12 +171,10 @@ def write_speaker_means(xvector_scp: str | Path, out_dir: str | Path,
 
 def main(argv: list[str] | None = None) -> int:
     """Command line of :func:`write_speaker_means`; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="python -m spectral.scoring.embeddings",
-        description="Write per-speaker mean embeddings (spk_xvector.{ark,scp}, num_utts) "
-                    "as Kaldi's ivector-mean does.",
-        epilog="example: python -m spectral.scoring.embeddings --spk2utt data/vox1_dev/spk2utt "
-               "exp/sys/embeddings/vox1_dev/xvector.scp exp/sys/embeddings/vox1_dev")
+    parser = command_parser("python -m spectral.scoring.embeddings", "Write per-speaker mean embeddings (spk_xvector.{ark,scp}, num_utts) "
+                            "as Kaldi's ivector-mean does.", """\
+python -m spectral.scoring.embeddings --spk2utt data/vox1_dev/spk2utt exp/SYSTEM/embeddings/vox1_dev/xvector.scp exp/SYSTEM/embeddings/vox1_dev
+""")
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--spk2utt", help="lines 'speaker utt1 utt2 ...'")
     group.add_argument("--utt2spk", help="lines 'utt speaker'")

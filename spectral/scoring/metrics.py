@@ -58,7 +58,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spectral.errors import InputError
-from spectral.logutil import run_main
+from spectral.logutil import command_parser, run_main
 from spectral.scoring.textfiles import (
     InputFormatError,
     display_name,
@@ -422,12 +422,11 @@ def _log_command(prog: str, argv: list[str]) -> None:
 
 def compute_eer_main(argv: list[str] | None = None) -> int:
     """``spectral-compute-eer SCORES``: Kaldi ``compute-eer``; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="spectral-compute-eer",
-        description="Equal error rate exactly as Kaldi's compute-eer (no interpolation): "
-                    "100*EER to stdout (4 significant digits), 'Equal error rate is X%%, at "
-                    "threshold Y' to stderr.",
-        epilog="example: paste trials scores | awk '{print $6, $3}' | spectral-compute-eer -")
+    parser = command_parser("spectral-compute-eer", "Equal error rate exactly as Kaldi's compute-eer (no interpolation): "
+                            "100*EER to stdout (4 significant digits), 'Equal error rate is X%%, at "
+                            "threshold Y' to stderr.", """\
+paste trials scores | awk '{print $6, $3}' | spectral-compute-eer -
+""")
     parser.add_argument("scores", metavar="SCORES",
                         help="file of lines '<score> target|nontarget', or - for stdin")
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -450,14 +449,11 @@ def compute_eer_main(argv: list[str] | None = None) -> int:
 def compute_min_dcf_main(argv: list[str] | None = None) -> int:
     """``spectral-compute-min-dcf [--p-target P] [--c-miss C] [--c-fa C] SCORES TRIALS``:
     Kaldi ``sid/compute_min_dcf.py``; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="spectral-compute-min-dcf",
-        description="Normalised minimum detection cost exactly as Kaldi's "
-                    "sid/compute_min_dcf.py: the value to stdout ({:.4f}), 'minDCF is X at "
-                    "threshold Y (...)' to stderr.",
-        epilog="example: spectral-compute-min-dcf --p-target 0.01 "
-               "exp/sys/scores/vox1_o.score data/vox1_test/trials/vox1_o",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = command_parser("spectral-compute-min-dcf", "Normalised minimum detection cost exactly as Kaldi's "
+                            "sid/compute_min_dcf.py: the value to stdout ({:.4f}), 'minDCF is X at "
+                            "threshold Y (...)' to stderr.", """\
+spectral-compute-min-dcf --p-target 0.01 exp/SYSTEM/scores/vox1_O.score data/vox1_test/trials/vox1_O
+""", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     # Defaults are ints as in Kaldi, so they print as Kaldi prints them (c-miss=1).
     parser.add_argument("--p-target", type=float, default=0.01,
                         help="prior probability of a target trial")

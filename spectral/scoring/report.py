@@ -56,7 +56,7 @@ from spectral.scoring.metrics import (
     format_min_dcf_line,
 )
 from spectral.atomic import atomic_write_bytes
-from spectral.logutil import log_command, run_main
+from spectral.logutil import command_parser, log_command, run_main
 from spectral.scoring.textfiles import (
     InputFormatError,
     atomic_write_text,
@@ -215,13 +215,10 @@ def write_report(system: str, lists: list[tuple[str, str, str]], out_dir: str | 
 
 def main(argv: list[str] | None = None) -> int:
     """``spectral-report``: metrics json, DET plot and results file of trial lists."""
-    parser = argparse.ArgumentParser(
-        prog="spectral-report",
-        description="Kaldi EER and minDCF (p-target 0.01 and 0.001) of scored trial lists: a "
-                    "metrics json and a DET plot per list, and a results file.",
-        epilog="example: spectral-report --system wavlm_large-spectralft-k256-r16-s0 "
-               "--results results/vox1_eer.txt "
-               "--list vox1_o data/vox1_test/trials/vox1_o exp/sys/scores/vox1_o.score")
+    parser = command_parser("spectral-report", "Kaldi EER and minDCF (p-target 0.01 and 0.001) of scored trial lists: a "
+                            "metrics json and a DET plot per list, and a results file.", """\
+spectral-report --system SYSTEM --out-dir exp/SYSTEM/scores --results exp/SYSTEM/results.txt --list vox1_O data/vox1_test/trials/vox1_O exp/SYSTEM/scores/vox1_O.score
+""")
     parser.add_argument("--system", required=True, help="system name written into the reports")
     parser.add_argument("--list", dest="lists", nargs=3, action="append", required=True,
                         metavar=("NAME", "TRIALS", "SCORES"),

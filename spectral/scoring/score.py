@@ -42,7 +42,7 @@ import numpy as np
 
 from spectral.errors import InputError
 from spectral.scoring.embeddings import embedding_mean, read_embeddings, speaker_means
-from spectral.logutil import log_command, run_main
+from spectral.logutil import command_parser, log_command, run_main
 from spectral.scoring.textfiles import (
     InputFormatError,
     Trials,
@@ -217,15 +217,10 @@ def format_scores(trials: Trials, scores: np.ndarray) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``spectral-score``: score a trials file into ``enroll test score`` lines."""
-    parser = argparse.ArgumentParser(
-        prog="spectral-score",
-        description="Cosine scoring of a Kaldi trials file against kaldiio embeddings, with "
-                    "optional mean subtraction, AS-norm and enrollment averaging.",
-        epilog="example: spectral-score --mean-scp exp/sys/embeddings/vox1_dev/xvector.scp "
-               "--cohort-scp exp/sys/embeddings/vox1_dev/spk_xvector.scp --top-n 300 "
-               "exp/sys/embeddings/vox1_test/xvector.scp data/vox1_test/trials/vox1_o "
-               "exp/sys/scores/vox1_o.score",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = command_parser("spectral-score", "Cosine scoring of a Kaldi trials file against kaldiio embeddings, with "
+                            "optional mean subtraction, AS-norm and enrollment averaging.", """\
+spectral-score --mean-scp exp/SYSTEM/embeddings/vox1_dev/xvector.scp --cohort-scp exp/SYSTEM/embeddings/vox1_dev/spk_xvector.scp --top-n 300 exp/SYSTEM/embeddings/vox1_test/xvector.scp data/vox1_test/trials/vox1_O exp/SYSTEM/scores/vox1_O.score
+""", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--mean-scp", help="embedding scp whose mean is subtracted (training set)")
     parser.add_argument("--cohort-scp", help="cohort embedding scp; enables AS-norm")
     parser.add_argument("--top-n", type=int, default=300, help="cohort scores kept per side in AS-norm")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from spectral.atomic import atomic_write_text
 from spectral.errors import InputError, read_utf8
-from spectral.logutil import log_invocation, run_main
+from spectral.logutil import command_parser, log_invocation, run_main
 
 
 def read_dev_metrics(exp_dir: str | Path, dev_trials: str) -> tuple[float, float]:
@@ -75,14 +75,10 @@ def read_selection(path: str | Path) -> dict[str, float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="spectral-select-lr",
-        description="Keep, per method, the backbone learning-rate scale with the lowest EER on the development "
-                    "trial list (only that list's metrics are read); writes lr_selection.tsv.",
-        epilog="example: spectral-select-lr --dev-trials dev_val --out results/lr_selection.tsv "
-               "--run lora 0.5 exp/<system a> --run lora 2 exp/<system b>",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p = command_parser("spectral-select-lr", "Keep, per method, the backbone learning-rate scale with the lowest EER on the development "
+                       "trial list (only that list's metrics are read); writes lr_selection.tsv.", """\
+spectral-select-lr --dev-trials dev_val --out results/lr_selection.tsv --run lora 0.5 exp/SYSTEM_A --run lora 2 exp/SYSTEM_B
+""", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--run", nargs=3, action="append", required=True, metavar=("LABEL", "VALUE", "EXP_DIR"),
                    help="one trained and scored system: method label, its backbone_lr_scale, its exp/<system> (repeat)")
     p.add_argument("--dev-trials", default="dev_val", help="name of the development trial list")

@@ -1,4 +1,5 @@
-"""Command-line plumbing shared by spectral-pretrain and spectral-finetune.
+"""What spectral-pretrain and spectral-finetune share: command-line plumbing, the training data
+set-up (:func:`speaker_data`) and the layout of ``final.pt`` (:func:`final_checkpoint`).
 
 Both take the pipeline's settings as ``--config`` (a YAML/JSON file laid out like
 ``conf/config.yaml``, or an inline JSON object, which is how the workflow passes them) plus
@@ -16,8 +17,12 @@ from collections.abc import Callable
 
 import torch
 
+from pathlib import Path
+from typing import Any
+
 from spectral.logutil import log_invocation, run_main
-from spectral.train.config import RunConfig, apply_overrides, load_config_arg, resolve_config
+from spectral.models.speaker import CHECKPOINT_FORMAT
+from spectral.train.config import RunConfig, TrainConfig, apply_overrides, load_config_arg, resolve_config
 from spectral.errors import InputError
 
 log = logging.getLogger("spectral.train")
@@ -110,3 +115,31 @@ def check_feature_dim(data, n_mels: int) -> None:
         raise InputError(data.data_dir / "feats.scp", f"holds {bins}-dimensional fbank features, but "
                                                       f"model.builtin.n_mels is {n_mels}: set features.num_mel_bins "
                                                       f"and model.builtin.n_mels alike and rerun the features stage")
+
+
+def speaker_data(cfg: RunConfig, tcfg: TrainConfig, data_dir: Path, utt2spk: dict[str, str], kind: str,
+                 speakers: list[str] | None = None, noise_manifest: str | None = None,
+                 rir_manifest: str | None = None):
+    """(training, held-out) :class:`~spectral.train.data.SpeakerData` of ``utt2spk``'s utterances:
+    ``tcfg.val_utts_per_speaker`` of each speaker held out, augmentation on the training part
+    only (``noise_manifest``/``rir_manifest``, the augment stage's, take the place of
+    augment.noise_dir/rir_dir); fbank of another dimension than the builtin backbone's is refused."""
+    from spectral.train.data import SpeakerData, split_validation
+
+    train_utts, val_utts = split_validation(utt2spk, tcfg.val_utts_per_speaker, tcfg.seed)
+    kw = dict(kind=kind, crop_seconds=tcfg.crop_seconds, augment=cfg.augment,
+              noise=noise_manifest or cfg.augment.noise_dir, rir=rir_manifest or cfg.augment.rir_dir)
+    train_data = SpeakerData(data_dir, utts=train_utts, speakers=speakers, **kw)
+    val_data = SpeakerData(data_dir, utts=val_utts, speakers=train_data.speakers, **{**kw, "augment": None})
+    if kind == "fbank":
+        check_feature_dim(train_data, cfg.model.builtin.n_mels)
+    return train_data, val_data
+
+
+def final_checkpoint(state: dict, config: dict, speakers: list[str], system: str, pretext: dict | None = None,
+                     **extra: Any) -> dict[str, Any]:
+    """The ``final.pt`` of a training stage (format: :mod:`spectral.models.speaker`): the model's
+    ``state``, the settings it was trained with, its speakers in head order and its system name,
+    then the stage's own entries (``pretext``, ``init``, ``train_data``, ``adapters``, ...)."""
+    return {"format": CHECKPOINT_FORMAT, "model": state, **({"pretext": pretext} if pretext else {}),
+            "config": config, "speakers": speakers, "system": system, **extra}

@@ -21,16 +21,15 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spectral.settings import help_meta as _meta, strict_from_dict
-from spectral.adapters import AdapterConfig
-from spectral.adapters.config import IGNORED_FIELDS, SPECTRAL_METHODS
+from spectral.settings import Settings, check_int as _check_int, check_number as _check_number, help_meta as _meta, strict_from_dict
+from spectral.adapters.config import IGNORED_FIELDS, SPECTRAL_METHODS, AdapterConfig, matches_target
 from spectral.augment import MUSAN_PARTS, RIRS_PARTS
 from spectral.errors import InputError, read_utf8
-from spectral.models import BackendConfig, ModelConfig
+from spectral.models.config import BackendConfig, ModelConfig, builtin_linear_shapes
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 PRECISIONS = ("fp32", "bf16", "fp16")  # as spectral.train.precision.PRECISIONS
@@ -43,26 +42,8 @@ OBJECTIVES = ("speaker", "masked")
 OBJECTIVE_FIELDS = ("objective", "mask_prob", "mask_span")
 
 
-def _from_dict(cls, data: Mapping[str, Any], section: str):
-    return strict_from_dict(cls, data, section)
-
-
-def _check_int(section: str, name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{section}.{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_number(section: str, name: str, value: Any, low: float, high: float = math.inf,
-                  low_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{section}.{name} must be a finite number, got {value!r}")
-    if value < low or value > high or (low_open and value == low):
-        bound = f"{'(' if low_open else '['}{low}, {high}]"
-        raise ValueError(f"{section}.{name} must be in {bound}, got {value!r}")
-
-
 @dataclass
-class TrainConfig:
+class TrainConfig(Settings):
     """Optimisation of one training stage (pretrain or finetune); every field carries its help text."""
 
     epochs: int = field(default=4, metadata=_meta("Training epochs."))
@@ -177,19 +158,18 @@ class TrainConfig:
             raise ValueError(f"{s}.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         _check_int(s, "num_workers", self.num_workers, 0)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    SECTION = "train"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], section: str = "train") -> "TrainConfig":
         try:
-            return _from_dict(cls, data, section)
+            return strict_from_dict(cls, data, section)
         except ValueError as err:
             raise ValueError(str(err).replace("train.", f"{section}.", 1)) from None
 
 
 @dataclass
-class AugmentConfig:
+class AugmentConfig(Settings):
     """Data augmentation of training crops; every field carries its help text."""
 
     noise_prob: float = field(default=0.0, metadata=_meta("Probability of adding a noise recording to a training crop."))
@@ -243,12 +223,7 @@ class AugmentConfig:
         """Whether crops need the waveform (noise or reverberation are on)."""
         return self.noise_prob > 0 or self.reverb_prob > 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "AugmentConfig":
-        return _from_dict(cls, data, "augment")
+    SECTION = "augment"
 
 
 def effective_train_dict(tcfg: TrainConfig) -> dict[str, Any]:
@@ -260,10 +235,26 @@ def effective_train_dict(tcfg: TrainConfig) -> dict[str, Any]:
     return d
 
 
+#: TrainConfig fields that change how a run goes, not what it computes: in no system name or fingerprint.
+RUNTIME_FIELDS = ("threads", "device", "distributed", "checkpoint_every", "num_workers")
+
+
+def identity_train_dict(tcfg: TrainConfig) -> dict[str, Any]:
+    """The settings of a training section that decide its result: :func:`effective_train_dict`
+    without :data:`RUNTIME_FIELDS`, and without ``precision`` when it is fp32 (names and last.pt
+    of before mixed precision stay valid). System names and the stages' fingerprints hash it."""
+    d = effective_train_dict(tcfg)
+    for key in RUNTIME_FIELDS:
+        d.pop(key)
+    if d["precision"] == "fp32":
+        d.pop("precision")
+    return d
+
+
 @dataclass
-class DataConfig:
+class DataConfig(Settings):
     """What fine-tuning trains on: corpus and training set. Part of the system's identity; the
-    workflow fills it in (``add_system`` in steps/rules/common.smk), a bare command line may leave it empty."""
+    workflow fills it in (:meth:`spectral.workflow.Plan.train_data`), a bare command line may leave it empty."""
 
     corpus: str | None = field(default=None, metadata=_meta("corpus.name: embedded, vox1 or cnceleb1."))
     root: str | None = field(default=None, metadata=_meta("corpus.root: the corpus directory, as configured."))
@@ -286,12 +277,7 @@ class DataConfig:
         if not isinstance(self.source, dict):
             raise ValueError(f"data.source must be a mapping, got {self.source!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DataConfig":
-        return _from_dict(cls, data, "data")
+    SECTION = "data"
 
 
 #: Defaults of the pretrain section where they differ from TrainConfig's (sized for a 2-core CPU).
@@ -416,18 +402,11 @@ def _ssl_linear_shapes(path: str, backbone: str) -> dict[str, tuple[int, int]] |
 
 def linear_shapes(model: ModelConfig) -> dict[str, tuple[int, int]] | None:
     """(out, in) of every nn.Linear of the backbone ``model`` describes, by the module names
-    adapters use; built on torch's meta device (no memory, no weights). None when it cannot
-    be known before the stage runs (an SSL model directory that is not there yet)."""
+    adapters use, from its settings alone (no torch, no weights). None when it cannot be known
+    before the stage runs (an SSL model directory that is not there yet)."""
     if model.backbone != "builtin":
         return _ssl_linear_shapes(model.path, model.backbone) if model.path else None
-    import torch
-
-    from spectral.models.builtin import BuiltinBackbone
-
-    with torch.device("meta"):
-        backbone = BuiltinBackbone(model.builtin)
-    return {name: tuple(m.weight.shape) for name, m in backbone.named_modules()
-            if name and isinstance(m, torch.nn.Linear)}
+    return builtin_linear_shapes(model.builtin)
 
 
 def check_settings(cfg: RunConfig, features: Mapping[str, Any] | None = None) -> None:
@@ -445,8 +424,6 @@ def check_settings(cfg: RunConfig, features: Mapping[str, Any] | None = None) ->
     shapes = linear_shapes(cfg.model)
     if shapes is None:
         return
-    from spectral.adapters.config import matches_target
-
     hits = {name: shape for name, shape in shapes.items() if matches_target(name, a.targets)}
     if not hits:
         examples = ", ".join(list(shapes)[:4])
@@ -543,15 +520,9 @@ def system_name(cfg: RunConfig) -> str:
         parts.append("nores")
     parts.append(f"s{cfg.finetune.seed}")
     rest = cfg.to_dict()
-    rest["pretrain"], rest["finetune"] = effective_train_dict(cfg.pretrain), effective_train_dict(cfg.finetune)
+    rest["pretrain"], rest["finetune"] = identity_train_dict(cfg.pretrain), identity_train_dict(cfg.finetune)
     for key in IGNORED_FIELDS.get(a.method, ()):
         rest["adapter"].pop(key)
-    for key in ("threads", "device", "distributed", "checkpoint_every", "num_workers"):
-        rest["finetune"].pop(key)
-        rest["pretrain"].pop(key)
-    for section in ("finetune", "pretrain"):
-        if rest[section]["precision"] == "fp32":  # names of fp32 systems as before precision existed
-            rest[section].pop("precision")
     if cfg.model.backbone != "builtin":
         rest.pop("pretrain")
         rest["model"].pop("builtin")

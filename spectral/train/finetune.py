@@ -29,37 +29,34 @@ from pathlib import Path
 
 import torch
 
+from spectral.logutil import command_parser
 from spectral.adapters import adapter_state_dict, apply_adapters, count_trainable, find_targets, merge_adapters
 from spectral.adapters.api import USES_FACTORS
-from spectral.data.kaldi import c_sorted, read_table
+from spectral.data.kaldi import c_sorted, data_dir_utt2spk
 from spectral.errors import InputError
 from spectral.models import SpeakerModel, adapter_root, build_backbone
-from spectral.models.speaker import CHECKPOINT_FORMAT, load_pretrained_builtin
-from spectral.train.common import (add_common_arguments, check_feature_dim, log_config, resolve, run_stage,
-                                   set_threads)
-from spectral.train.config import RunConfig, effective_train_dict, system_name
-from spectral.train.data import SpeakerData, split_validation
+from spectral.models.speaker import load_pretrained_builtin
+from spectral.train.common import (add_common_arguments, final_checkpoint, log_config, resolve,
+                                   run_stage, set_threads, speaker_data)
+from spectral.train.config import RunConfig, identity_train_dict, system_name
 from spectral.train.loop import atomic_save, setup_distributed, train
 from spectral.train.trainset import record as train_data_record
 
 log = logging.getLogger("spectral-finetune")
 
-EXAMPLE = """example:
-  spectral-finetune --data-dir data/vox1_dev --backbone-checkpoint exp/pretrain/builtin/final.pt \\
-      --factors exp/svd/builtin/factors.pt --exp-dir exp/$(spectral-finetune --print-system-name --config conf/config.yaml)
-  spectral-finetune --data-dir data/vox1_dev --exp-dir exp/wavlm_sft --config conf/presets/paper_wavlm_large.yaml \\
-      --set model.path=/models/wavlm-large
-  spectral-finetune --print-system-name --config conf/config.yaml --set adapter.method=lora
+EXAMPLE = """\
+spectral-finetune --data-dir data/vox1_dev --backbone-checkpoint exp/pretrain/builtin/final.pt \\
+    --factors exp/svd/builtin/k64_b0/factors.pt --exp-dir exp/$(spectral-finetune --print-system-name --config conf/config.yaml)
+spectral-finetune --data-dir data/vox1_dev --exp-dir exp/SYSTEM --config conf/presets/paper.yaml \\
+    --set model.path=/models/wavlm-large --factors exp/svd/wavlm-large/k256_b0/factors.pt
+spectral-finetune --print-system-name --config conf/config.yaml --set adapter.method=lora
 The workflow adds a data section (corpus, root, train_set, speakers; part of the system name) to
 --config; by hand, give it with --set, e.g. --set data.corpus=vox1 --set data.train_set=vox1_dev.
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="spectral-finetune", description=__doc__.split("\n\n")[0], epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("spectral-finetune", __doc__.split("\n\n")[0], EXAMPLE)
     parser.add_argument("--data-dir", help="Kaldi data directory of the training (dev) speakers")
     parser.add_argument("--exp-dir", help="output directory, normally exp/<system name>")
     parser.add_argument("--backbone-checkpoint", default=None,
@@ -84,6 +81,59 @@ def load_backbone(cfg: RunConfig, checkpoint: str | None) -> tuple[torch.nn.Modu
     return build_backbone(cfg.model), None
 
 
+def training_speakers(utt2spk: dict[str, str], tcfg, exclude_speakers: str | None,
+                      data_dir: Path) -> tuple[dict[str, str], list[str] | None]:
+    """``utt2spk`` without the development speakers of ``exclude_speakers`` (exactly
+    ``finetune.dev_speakers`` of the set), and the speakers left (None when none is held out)."""
+    if not (tcfg.dev_speakers or exclude_speakers):
+        return utt2spk, None
+    if not exclude_speakers:
+        raise InputError("--exclude-speakers", f"finetune.dev_speakers is {tcfg.dev_speakers}: name the "
+                                               "dev_trials stage's dev_speakers file")
+    from spectral.corpora.dev_trials import read_speaker_list
+
+    held_out = set(read_speaker_list(exclude_speakers))
+    unknown = sorted(held_out - set(utt2spk.values()))
+    if unknown:
+        raise InputError(exclude_speakers, f"speaker {unknown[0]!r} is not in {data_dir / 'utt2spk'}")
+    if len(held_out) != tcfg.dev_speakers:
+        raise InputError(exclude_speakers, f"holds {len(held_out)} speakers, finetune.dev_speakers says "
+                                           f"{tcfg.dev_speakers}")
+    utt2spk = {u: s for u, s in utt2spk.items() if s not in held_out}
+    log.info("%d development speakers left out of training (%s)", len(held_out), exclude_speakers)
+    return utt2spk, c_sorted(set(utt2spk.values()))
+
+
+def init_backend(model: SpeakerModel, cfg: RunConfig, pre_ckpt: dict, backbone_checkpoint: str) -> None:
+    """Start ``model``'s back-end from the pre-training checkpoint's (finetune.init_backend)."""
+    pre_objective = pre_ckpt["config"].get("train", {}).get("objective", "speaker")
+    if pre_objective != "speaker":
+        raise InputError(backbone_checkpoint, f"was pre-trained with objective {pre_objective!r}, which trains no "
+                                              "speaker back-end; set finetune.init_backend: false")
+    if pre_ckpt["config"]["backend"] != cfg.backend.to_dict():
+        raise InputError(backbone_checkpoint, "its back-end has other settings than the backend section; "
+                                              "set finetune.init_backend: false or match the settings")
+    model.backend.load_state_dict({k[len("backend."):]: v for k, v in pre_ckpt["model"].items() if k.startswith("backend.")})
+
+
+def adapt(model: SpeakerModel, cfg: RunConfig, factors_path: str | None, main: bool) -> None:
+    """Apply the configured adapter method to ``model``'s backbone, from the svd stage's factors where it reads them."""
+    root = adapter_root(model)
+    factors = None
+    if factors_path and cfg.adapter.method in USES_FACTORS:
+        from spectral.svd import factors_by_module, load_factors
+
+        factors = factors_by_module(load_factors(factors_path), find_targets(root, cfg.adapter.targets), factors_path)
+    n_targets = len(find_targets(root, cfg.adapter.targets)) if cfg.adapter.method != "full" else "all"
+    try:
+        apply_adapters(root, cfg.adapter, factors=factors)
+    except ValueError as err:
+        raise InputError(factors_path or "adapter config", str(err)) from None
+    if main:
+        log.info("adapter %s on %s modules: %d trainable backbone parameters, %d in all", cfg.adapter.method,
+                 n_targets, count_trainable(root), count_trainable(model))
+
+
 def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone_checkpoint: str | None = None,
              factors_path: str | None = None, progress: bool = True, noise_manifest: str | None = None,
              rir_manifest: str | None = None, exclude_speakers: str | None = None) -> Path:
@@ -98,36 +148,12 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
     set_threads(tcfg.threads)
     data_dir, exp_dir = Path(data_dir), Path(exp_dir)
     final = exp_dir / "final.pt"
-    if not (data_dir / "utt2spk").is_file():
-        raise InputError(data_dir / "utt2spk", "missing (run the prepare stage first)")
+    utt2spk = data_dir_utt2spk(data_dir, allow_empty=True)
     if factors_path and not Path(factors_path).is_file():
         raise InputError(factors_path, "no such factors file (run the svd stage first)")
-    utt2spk = read_table(data_dir / "utt2spk")
-    speakers = None
-    if tcfg.dev_speakers or exclude_speakers:
-        if not exclude_speakers:
-            raise InputError("--exclude-speakers", f"finetune.dev_speakers is {tcfg.dev_speakers}: name the "
-                                                   "dev_trials stage's dev_speakers file")
-        from spectral.corpora.dev_trials import read_speaker_list
-
-        held_out = set(read_speaker_list(exclude_speakers))
-        unknown = sorted(held_out - set(utt2spk.values()))
-        if unknown:
-            raise InputError(exclude_speakers, f"speaker {unknown[0]!r} is not in {data_dir / 'utt2spk'}")
-        if len(held_out) != tcfg.dev_speakers:
-            raise InputError(exclude_speakers, f"holds {len(held_out)} speakers, finetune.dev_speakers says "
-                                               f"{tcfg.dev_speakers}")
-        utt2spk = {u: s for u, s in utt2spk.items() if s not in held_out}
-        speakers = c_sorted(set(utt2spk.values()))
-        log.info("%d development speakers left out of training (%s)", len(held_out), exclude_speakers)
-    train_utts, val_utts = split_validation(utt2spk, tcfg.val_utts_per_speaker, tcfg.seed)
-    kind = cfg.model.input_kind
-    kw = dict(kind=kind, crop_seconds=tcfg.crop_seconds, augment=cfg.augment,
-              noise=noise_manifest or cfg.augment.noise_dir, rir=rir_manifest or cfg.augment.rir_dir)
-    train_data = SpeakerData(data_dir, utts=train_utts, speakers=speakers, **kw)
-    val_data = SpeakerData(data_dir, utts=val_utts, speakers=train_data.speakers, **{**kw, "augment": None})
-    if kind == "fbank":
-        check_feature_dim(train_data, cfg.model.builtin.n_mels)
+    utt2spk, speakers = training_speakers(utt2spk, tcfg, exclude_speakers, data_dir)
+    train_data, val_data = speaker_data(cfg, tcfg, data_dir, utt2spk, cfg.model.input_kind, speakers,
+                                        noise_manifest, rir_manifest)
     system = system_name(cfg)
     trained_on = train_data_record(data_dir, cfg.data.to_dict())
     if info.main:
@@ -138,39 +164,14 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
     backbone, pre_ckpt = load_backbone(cfg, backbone_checkpoint)
     model = SpeakerModel(backbone, cfg.backend, train_data.num_speakers)
     if pre_ckpt is not None and tcfg.init_backend:
-        pre_objective = pre_ckpt["config"].get("train", {}).get("objective", "speaker")
-        if pre_objective != "speaker":
-            raise InputError(backbone_checkpoint, f"was pre-trained with objective {pre_objective!r}, which trains no "
-                                                  "speaker back-end; set finetune.init_backend: false")
-        saved_backend = pre_ckpt["config"]["backend"]
-        if saved_backend != cfg.backend.to_dict():
-            raise InputError(backbone_checkpoint, "its back-end has other settings than the backend section; "
-                                                  "set finetune.init_backend: false or match the settings")
-        model.backend.load_state_dict({k[len("backend."):]: v for k, v in pre_ckpt["model"].items() if k.startswith("backend.")})
-    root = adapter_root(model)
-    factors = None
-    if factors_path and cfg.adapter.method in USES_FACTORS:
-        from spectral.svd import factors_by_module, load_factors
-
-        factors = factors_by_module(load_factors(factors_path), find_targets(root, cfg.adapter.targets), factors_path)
-    n_targets = len(find_targets(root, cfg.adapter.targets)) if cfg.adapter.method != "full" else "all"
-    try:
-        apply_adapters(root, cfg.adapter, factors=factors)
-    except ValueError as err:
-        raise InputError(factors_path or "adapter config", str(err)) from None
-    if info.main:
-        log.info("adapter %s on %s modules: %d trainable backbone parameters, %d in all", cfg.adapter.method,
-                 n_targets, count_trainable(root), count_trainable(model))
+        init_backend(model, cfg, pre_ckpt, backbone_checkpoint)
+    adapt(model, cfg, factors_path, info.main)
+    config = cfg.to_dict()
+    config["pretrain"], config["finetune"] = identity_train_dict(cfg.pretrain), identity_train_dict(tcfg)
     fingerprint = {
-        "stage": "finetune", "system": system, "config": cfg.to_dict(), "backbone": str(backbone_checkpoint or cfg.model.path),
+        "stage": "finetune", "system": system, "config": config, "backbone": str(backbone_checkpoint or cfg.model.path),
         "factors": str(factors_path), "speakers": train_data.speakers, "utts": len(train_data),
     }
-    for section in ("pretrain", "finetune"):
-        fingerprint["config"][section] = effective_train_dict(getattr(cfg, section))
-        for key in ("threads", "device", "distributed", "checkpoint_every", "num_workers"):
-            fingerprint["config"][section].pop(key)
-        if fingerprint["config"][section]["precision"] == "fp32":  # last.pt of before mixed precision still fits
-            fingerprint["config"][section].pop("precision")
 
     def write_final(trained, history) -> None:
         # full: the trained tensors are the whole backbone, which "model" holds already
@@ -178,19 +179,11 @@ def finetune(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, backbone
         merged = copy.deepcopy(trained).cpu()
         merge_adapters(adapter_root(merged))
         ssl_config = None if cfg.model.backbone == "builtin" else merged.backbone.model.config.to_dict()
-        atomic_save(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "model": {k: v.detach().cpu() for k, v in merged.state_dict().items()},
-                "config": {**cfg.to_dict(), "train": tcfg.to_dict(), "ssl_config": ssl_config},
-                "speakers": train_data.speakers,
-                "system": system,
-                "train_data": trained_on,
-                "adapters": {k: v.cpu() for k, v in adapters.items()},
-                "trainable_params": count_trainable(trained),
-            },
-            final,
-        )
+        state = {k: v.detach().cpu() for k, v in merged.state_dict().items()}
+        atomic_save(final_checkpoint(state, {**cfg.to_dict(), "train": tcfg.to_dict(), "ssl_config": ssl_config},
+                                     train_data.speakers, system, train_data=trained_on,
+                                     adapters={k: v.cpu() for k, v in adapters.items()},
+                                     trainable_params=count_trainable(trained)), final)
         log.info("wrote %s (validation accuracy %.4f)", final, history[-1]["val_accuracy"])
 
     train(model, train_data, val_data, tcfg, exp_dir, fingerprint, write_final, info, progress, desc="finetune")

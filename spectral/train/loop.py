@@ -38,7 +38,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -177,18 +177,36 @@ def margin_factor(step: int, total_steps: int, ramp_share: float = MARGIN_RAMP) 
     return 1.0 if ramp < 1 else min(1.0, step / ramp)
 
 
+@dataclass(frozen=True)
+class MarginSchedule:
+    """The AAM-softmax margin of every global step: ``peak`` (backend.margin) times :func:`margin_factor`.
+
+    The training loop sets the speaker objective's margin to ``at(step)`` before every batch;
+    the head's own ``margin`` (the peak, used after training) is never changed."""
+
+    peak: float
+    total_steps: int
+    ramp_share: float = MARGIN_RAMP
+
+    def at(self, step: int) -> float:
+        return self.peak * margin_factor(step, self.total_steps, self.ramp_share)
+
+
 class _WithLoss(nn.Module):
     """The speaker objective: model + AAM head as one loss module, so DistributedDataParallel sees the whole graph.
 
     ``(x, y) -> (loss, hits)``, hits 1 where the head's arg-max is the speaker ``y``, else 0.
+    ``margin`` is the AAM margin of the current step (the loop sets it from its
+    :class:`MarginSchedule`); None uses the head's own.
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.margin: float | None = None
 
     def forward(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        loss, cos = self.model.head(self.model(x), y)
+        loss, cos = self.model.head(self.model(x), y, self.margin)
         return loss, (cos.detach().argmax(dim=1) == y).to(loss.dtype)
 
 
@@ -271,6 +289,180 @@ def write_train_log(path: Path, rows: list[dict]) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
+@dataclass
+class Position:
+    """Where training stands: the next (epoch, step), the running epoch's sums and the finished epochs' rows."""
+
+    epoch: int = 0
+    step: int = 0
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SUMS, 0.0))
+    history: list[dict] = field(default_factory=list)
+
+
+SUMS = ("loss", "correct", "count", "seconds")
+
+
+@dataclass
+class Optimisation:
+    """The trainable tensors and what updates them: optimiser, lr schedule, precision (its scaler)."""
+
+    params: list[nn.Parameter]
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    prec: Precision
+
+    @classmethod
+    def create(cls, model: nn.Module, tcfg: TrainConfig, steps: int, device: torch.device) -> "Optimisation":
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("the model has no trainable parameters")
+        opt = make_optimizer(param_groups(model, tcfg), tcfg)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, tcfg))
+        return cls(params, opt, sched, Precision(getattr(tcfg, "precision", "fp32"), device))
+
+    @property
+    def lr(self) -> float:
+        return self.opt.param_groups[0]["lr"]
+
+
+def save_checkpoint(path: Path, fingerprint: dict, model: nn.Module, o: Optimisation, at: Position) -> None:
+    """last.pt: everything :func:`resume` needs to go on from ``at`` exactly (RNG states included)."""
+    atomic_save(
+        {
+            "format": LAST_FORMAT,
+            "fingerprint": fingerprint,
+            "state": resumable_state(model),
+            "optimizer": o.opt.state_dict(),
+            "scheduler": o.sched.state_dict(),
+            "precision": o.prec.state_dict(),
+            "epoch": at.epoch,
+            "step": at.step,
+            "sums": dict(at.sums),
+            "history": at.history,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": _from_numpy_state(np.random.get_state()),
+                "python": _from_python_state(random.getstate()),
+            },
+        },
+        path,
+    )
+
+
+def resume(path: Path, fingerprint: dict, model: nn.Module, o: Optimisation, info: DistInfo) -> Position | None:
+    """The position of ``path`` (last.pt) with model, optimiser, schedule and RNG states restored, or None
+    when there is none to resume: no last.pt, or one written with another ``fingerprint`` (other
+    settings: the workflow reruns the stage for that very reason), which is kept beside as
+    last.stale.pt. An unreadable last.pt is an InputError naming it."""
+    if not path.exists():
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise InputError(path, f"cannot read the checkpoint ({type(err).__name__}: {err}); remove it to start afresh") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != LAST_FORMAT:
+        raise InputError(path, f"not a {LAST_FORMAT} checkpoint; remove it to start afresh")
+    if ckpt["fingerprint"] != fingerprint:
+        stale = path.with_name("last.stale.pt")
+        if info.main:
+            path.replace(stale)
+            log.warning("%s was written with other settings: kept as %s, training from scratch", path, stale)
+        return None
+    load_resumable_state(model, ckpt["state"], path)
+    o.opt.load_state_dict(ckpt["optimizer"])
+    o.sched.load_state_dict(ckpt["scheduler"])
+    o.prec.load_state_dict(ckpt.get("precision"))
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    np.random.set_state(_to_numpy_state(ckpt["rng"]["numpy"]))
+    random.setstate(_to_python_state(ckpt["rng"]["python"]))
+    return Position(int(ckpt["epoch"]), int(ckpt["step"]), {k: float(v) for k, v in ckpt["sums"].items()},
+                    [dict(r) for r in ckpt["history"]])
+
+
+def distributed_objective(objective: nn.Module, model: nn.Module, info: DistInfo) -> nn.Module:
+    """``objective`` wrapped in DistributedDataParallel when there is more than one process."""
+    if info.world == 1:
+        return objective
+    from torch.nn.parallel import DistributedDataParallel
+
+    # a whole trainable backbone (method full) may hold parameters a forward never uses
+    # (WavLM's masked_spec_embed with masking off); DDP must then look for them each step
+    backbone = getattr(model, "backbone", None)
+    whole = backbone is not None and any(p.requires_grad for p in backbone.parameters())
+    return DistributedDataParallel(objective, device_ids=[info.device] if info.device.type == "cuda" else None,
+                                   find_unused_parameters=whole)
+
+
+def train_step(wrapped: nn.Module, o: Optimisation, x: Tensor, y: Tensor, grad_clip: float, info: DistInfo,
+               where: str, last_path: Path) -> Tensor:
+    """One optimiser step on batch (x, y); returns (loss sum, hits, items) over every process.
+
+    Raises TrainingStopped, before the step is applied, on a non-finite loss."""
+    with o.prec.autocast():
+        loss, hits = wrapped(x, y)
+    loss = loss.float()
+    stats = torch.stack([loss.detach() * len(y), hits.detach().sum().to(loss.dtype),
+                         torch.tensor(float(len(y)), dtype=loss.dtype, device=loss.device)])
+    if info.world > 1:
+        dist.all_reduce(stats)
+    if not torch.isfinite(stats[0]):
+        kept = f"the last good checkpoint is kept at {last_path}" if last_path.exists() else "no checkpoint had been written yet"
+        raise TrainingStopped(
+            f"non-finite loss ({float(stats[0] / stats[2])}) at {where}; training stopped before applying "
+            f"the step; {kept}. Lower the learning rate or check the input features."
+        )
+    o.opt.zero_grad(set_to_none=True)
+    o.prec.backward(loss)
+    o.prec.step(o.opt, o.params, grad_clip, where=where)
+    o.sched.step()
+    return stats
+
+
+def run_epoch(wrapped: nn.Module, objective: nn.Module, o: Optimisation, train_data: SpeakerData, tcfg: TrainConfig,
+              at: Position, steps: int, info: DistInfo, margins: MarginSchedule | None, save: Callable[[], None],
+              bar: tqdm, last_path: Path) -> tuple[float, float]:
+    """The steps of epoch ``at.epoch`` from ``at.step`` on, saving last.pt every ``checkpoint_every``
+    steps; returns the lr of the last step and when the epoch's unsaved time began (perf_counter).
+    With ``margins``, ``objective.margin`` is the schedule's at every step (and stays the last
+    step's for the epoch's validation, as before the schedule was explicit)."""
+    lr_now, started = o.lr, time.perf_counter()
+    stream = BatchStream(train_data, tcfg, at.epoch, at.step, steps, info.rank, info.world, info.device)
+    while at.step < steps:
+        x, y = stream.next(at.step)
+        torch.manual_seed(_step_seed(tcfg.seed, at.epoch, at.step, info.rank))
+        if margins is not None:
+            objective.margin = margins.at(at.epoch * steps + at.step)
+        lr_now = o.lr
+        stats = train_step(wrapped, o, x, y, tcfg.grad_clip, info, f"epoch {at.epoch + 1}, step {at.step + 1}", last_path)
+        at.step += 1
+        for key, value in zip(("loss", "correct", "count"), stats.tolist()):
+            at.sums[key] += value
+        bar.update(1)
+        bar.set_postfix(loss=f"{at.sums['loss'] / at.sums['count']:.3f}",
+                        acc=f"{at.sums['correct'] / at.sums['count']:.3f}", lr=f"{o.lr:.2e}")
+        if at.step % tcfg.checkpoint_every == 0 and at.step < steps:
+            at.sums["seconds"] += time.perf_counter() - started
+            started = time.perf_counter()
+            save()
+    stream.close()
+    return lr_now, started
+
+
+def validate_epoch(model: nn.Module, objective: nn.Module, o: Optimisation, train_data: SpeakerData,
+                   val_data: SpeakerData, tcfg: TrainConfig, epoch: int, info: DistInfo) -> tuple[float, float]:
+    """Batch-norm recalibration, then (loss, hits) on the held-out data, with the epoch's final weights."""
+    with o.prec.autocast():
+        recalibrate_batchnorm(model, train_data, tcfg, epoch, info)
+        return validate(objective, val_data, tcfg.batch_size, info.device, tcfg.seed)
+
+
+def epoch_row(at: Position, val: tuple[float, float], lr: float, trainable: int) -> dict:
+    """train_log.tsv's row of the epoch ``at`` ends."""
+    s = at.sums
+    return {"epoch": at.epoch + 1, "loss": s["loss"] / max(s["count"], 1), "accuracy": s["correct"] / max(s["count"], 1),
+            "val_loss": val[0], "val_accuracy": val[1], "lr": lr, "seconds": s["seconds"], "trainable_params": trainable}
+
+
 def train(
     model: nn.Module,
     train_data: SpeakerData,
@@ -287,173 +479,60 @@ def train(
     """Train ``model`` (a SpeakerModel with its head; trainable = requires_grad) and call ``write_final``.
 
     ``objective`` is the loss module (see the module docstring; its ``model`` must be
-    ``model``); None is the speaker objective, AAM-softmax through ``model.head``.
+    ``model``); None is the speaker objective, AAM-softmax through ``model.head`` with the
+    margin of :class:`MarginSchedule` at every step.
 
-    Resumes from ``exp_dir/checkpoints/last.pt`` when one exists and its ``fingerprint`` (the
-    settings that determine the result) equals this run's; raises InputError otherwise.
-    Returns the per-epoch log rows. Raises TrainingStopped on a non-finite loss.
+    Resumes from ``exp_dir/checkpoints/last.pt`` when one exists with this run's ``fingerprint``
+    (the settings that determine the result); one with another fingerprint is kept as
+    ``last.stale.pt`` and training starts from scratch (:func:`resume`). Returns the per-epoch
+    log rows. Raises InputError on an unreadable last.pt, TrainingStopped on a non-finite loss.
     """
     info = dist_info or DistInfo()
     exp_dir = Path(exp_dir)
     last_path = exp_dir / "checkpoints" / "last.pt"
     model.to(info.device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("the model has no trainable parameters")
-    n_trainable = sum(p.numel() for p in params)
     steps = tcfg.steps_per_epoch or max(1, math.ceil(len(train_data) / tcfg.batch_size))
-    opt = make_optimizer(param_groups(model, tcfg), tcfg)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, tcfg))
-    prec = Precision(getattr(tcfg, "precision", "fp32"), info.device)
+    o = Optimisation.create(model, tcfg, steps, info.device)
     fp = json.loads(json.dumps(fingerprint, sort_keys=True))
-    epoch, step = 0, 0
-    sums = {"loss": 0.0, "correct": 0.0, "count": 0.0, "seconds": 0.0}
-    history: list[dict] = []
-    ckpt = None
-    if last_path.exists():
-        try:
-            ckpt = torch.load(last_path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise InputError(last_path, f"cannot read the checkpoint ({type(err).__name__}: {err}); remove it to start afresh") from None
-        if not isinstance(ckpt, dict) or ckpt.get("format") != LAST_FORMAT:
-            raise InputError(last_path, f"not a {LAST_FORMAT} checkpoint; remove it to start afresh")
-        if ckpt["fingerprint"] != fp:
-            # the settings changed since that run (the workflow reruns the stage for that very
-            # reason): keep the old checkpoint beside, under another name, and start afresh
-            stale = last_path.with_name("last.stale.pt")
-            if info.main:
-                last_path.replace(stale)
-                log.warning("%s was written with other settings: kept as %s, training from scratch", last_path, stale)
-            ckpt = None
-    if ckpt is not None:
-        load_resumable_state(model, ckpt["state"], last_path)
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        prec.load_state_dict(ckpt.get("precision"))
-        epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
-        sums = {k: float(v) for k, v in ckpt["sums"].items()}
-        history = [dict(r) for r in ckpt["history"]]
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        np.random.set_state(_to_numpy_state(ckpt["rng"]["numpy"]))
-        random.setstate(_to_python_state(ckpt["rng"]["python"]))
-        if info.main:
-            log.info("resuming from %s at epoch %d, step %d of %d", last_path, epoch + 1, step, steps)
+    at = resume(last_path, fp, model, o, info)
+    if at is not None and info.main:
+        log.info("resuming from %s at epoch %d, step %d of %d", last_path, at.epoch + 1, at.step, steps)
     elif info.main:
-        log.info("training from scratch: %d epochs of %d steps, %d trainable parameters", tcfg.epochs, steps, n_trainable)
-
-    margin = float(model.head.margin) if hasattr(getattr(model, "head", None), "margin") else None
-    objective = objective if objective is not None else _WithLoss(model)
+        log.info("training from scratch: %d epochs of %d steps, %d trainable parameters", tcfg.epochs, steps,
+                 sum(p.numel() for p in o.params))
+    at = at or Position()
+    margins = None
+    if objective is None:
+        objective = _WithLoss(model)
+        margins = MarginSchedule(float(model.head.margin), steps * tcfg.epochs, tcfg.margin_ramp)
     if objective.model is not model:
         raise ValueError("the loss module must hold the trained model as .model")
-    wrapped: nn.Module = objective
-    if info.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        # a whole trainable backbone (method full) may hold parameters a forward never uses
-        # (WavLM's masked_spec_embed with masking off); DDP must then look for them each step
-        backbone = getattr(model, "backbone", None)
-        whole = backbone is not None and any(p.requires_grad for p in backbone.parameters())
-        wrapped = DistributedDataParallel(wrapped, device_ids=[info.device] if info.device.type == "cuda" else None,
-                                          find_unused_parameters=whole)
-
-    def save_last(ep: int, st: int) -> None:
-        if not info.main:
-            return
-        atomic_save(
-            {
-                "format": LAST_FORMAT,
-                "fingerprint": fp,
-                "state": resumable_state(model),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "precision": prec.state_dict(),
-                "epoch": ep,
-                "step": st,
-                "sums": dict(sums),
-                "history": history,
-                "rng": {
-                    "torch": torch.get_rng_state(),
-                    "numpy": _from_numpy_state(np.random.get_state()),
-                    "python": _from_python_state(random.getstate()),
-                },
-            },
-            last_path,
-        )
-
-    while epoch < tcfg.epochs:
-        lr_now = opt.param_groups[0]["lr"]
-        bar = tqdm(total=steps, initial=step, desc=f"{desc} epoch {epoch + 1}/{tcfg.epochs}", unit="step",
+    wrapped = distributed_objective(objective, model, info)
+    save = (lambda: save_checkpoint(last_path, fp, model, o, at)) if info.main else (lambda: None)
+    while at.epoch < tcfg.epochs:
+        bar = tqdm(total=steps, initial=at.step, desc=f"{desc} epoch {at.epoch + 1}/{tcfg.epochs}", unit="step",
                    disable=not (progress and info.main), dynamic_ncols=True)
-        started = time.perf_counter()
         model.train()
-        stream = BatchStream(train_data, tcfg, epoch, step, steps, info.rank, info.world, info.device)
-        while step < steps:
-            x, y = stream.next(step)
-            torch.manual_seed(_step_seed(tcfg.seed, epoch, step, info.rank))
-            if margin is not None:
-                model.head.margin = margin * margin_factor(epoch * steps + step, steps * tcfg.epochs, tcfg.margin_ramp)
-            with prec.autocast():
-                loss, hits = wrapped(x, y)
-            loss = loss.float()
-            stats = torch.stack([loss.detach() * len(y), hits.detach().sum().to(loss.dtype),
-                                 torch.tensor(float(len(y)), dtype=loss.dtype, device=loss.device)])
-            if info.world > 1:
-                dist.all_reduce(stats)
-            if not torch.isfinite(stats[0]):
-                where = f"epoch {epoch + 1}, step {step + 1}"
-                kept = f"the last good checkpoint is kept at {last_path}" if last_path.exists() else "no checkpoint had been written yet"
-                raise TrainingStopped(
-                    f"non-finite loss ({float(stats[0] / stats[2])}) at {where}; training stopped before applying "
-                    f"the step; {kept}. Lower the learning rate or check the input features."
-                )
-            lr_now = opt.param_groups[0]["lr"]
-            opt.zero_grad(set_to_none=True)
-            prec.backward(loss)
-            prec.step(opt, params, tcfg.grad_clip, where=f"epoch {epoch + 1}, step {step + 1}")
-            sched.step()
-            step += 1
-            sums["loss"] += float(stats[0])
-            sums["correct"] += float(stats[1])
-            sums["count"] += float(stats[2])
-            bar.update(1)
-            bar.set_postfix(loss=f"{sums['loss'] / sums['count']:.3f}", acc=f"{sums['correct'] / sums['count']:.3f}",
-                            lr=f"{opt.param_groups[0]['lr']:.2e}")
-            if step % tcfg.checkpoint_every == 0 and step < steps:
-                sums["seconds"] += time.perf_counter() - started
-                started = time.perf_counter()
-                save_last(epoch, step)
+        lr_now, started = run_epoch(wrapped, objective, o, train_data, tcfg, at, steps, info, margins, save, bar,
+                                    last_path)
         bar.close()
-        stream.close()
-        with prec.autocast():
-            recalibrate_batchnorm(model, train_data, tcfg, epoch, info)
-            val_loss, val_acc = validate(objective, val_data, tcfg.batch_size, info.device, tcfg.seed)
-        sums["seconds"] += time.perf_counter() - started
-        row = {
-            "epoch": epoch + 1,
-            "loss": sums["loss"] / max(sums["count"], 1),
-            "accuracy": sums["correct"] / max(sums["count"], 1),
-            "val_loss": val_loss,
-            "val_accuracy": val_acc,
-            "lr": lr_now,
-            "seconds": sums["seconds"],
-            "trainable_params": n_trainable,
-        }
-        history.append(row)
+        val = validate_epoch(model, objective, o, train_data, val_data, tcfg, at.epoch, info)
+        at.sums["seconds"] += time.perf_counter() - started
+        row = epoch_row(at, val, lr_now, sum(p.numel() for p in o.params))
+        at.history.append(row)
         if info.main:
             log.info("epoch %d/%d: loss %.4f, accuracy %.4f, validation loss %.4f, accuracy %.4f, lr %.3g, %.1f s",
-                     epoch + 1, tcfg.epochs, row["loss"], row["accuracy"], val_loss, val_acc, lr_now, row["seconds"])
-        epoch, step = epoch + 1, 0
-        sums = {"loss": 0.0, "correct": 0.0, "count": 0.0, "seconds": 0.0}
-        save_last(epoch, step)
+                     at.epoch + 1, tcfg.epochs, row["loss"], row["accuracy"], row["val_loss"], row["val_accuracy"],
+                     lr_now, row["seconds"])
+        at.epoch, at.step, at.sums = at.epoch + 1, 0, dict.fromkeys(SUMS, 0.0)
+        save()
         if info.main:
-            write_train_log(exp_dir / "train_log.tsv", history)
-    if margin is not None:
-        model.head.margin = margin
+            write_train_log(exp_dir / "train_log.tsv", at.history)
     if info.main:
-        write_final(model, history)
+        write_final(model, at.history)
     if info.world > 1:
         dist.barrier()
-    return history
+    return at.history
 
 
 def _from_python_state(state: tuple) -> list:

@@ -24,42 +24,30 @@ from pathlib import Path
 
 import torch
 
+from spectral.logutil import command_parser
+from spectral.data.kaldi import data_dir_utt2spk
 from spectral.errors import InputError
 from spectral.models import SpeakerModel
 from spectral.models.builtin import initial_backbone
-from spectral.models.speaker import CHECKPOINT_FORMAT
-from spectral.train.common import (add_common_arguments, check_feature_dim, log_config, resolve, run_stage,
-                                   set_threads)
-from spectral.train.config import RunConfig, effective_train_dict
-from spectral.train.data import SpeakerData, split_validation
+from spectral.train.common import (add_common_arguments, final_checkpoint, log_config, resolve,
+                                   run_stage, set_threads, speaker_data)
+from spectral.train.config import RunConfig, identity_train_dict
 from spectral.train.loop import atomic_save, setup_distributed, train
 
 log = logging.getLogger("spectral-pretrain")
 
-EXAMPLE = """example:
-  spectral-pretrain --data-dir data/pretrain --exp-dir exp/pretrain/builtin --config conf/config.yaml
-  spectral-pretrain --data-dir data/pretrain --exp-dir exp/pretrain/builtin --set pretrain.epochs=2
+EXAMPLE = """\
+spectral-pretrain --data-dir data/pretrain --exp-dir exp/pretrain/builtin --config conf/config.yaml
+spectral-pretrain --data-dir data/pretrain --exp-dir exp/pretrain/builtin --set pretrain.epochs=2
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="spectral-pretrain", description=__doc__.split("\n\n")[0], epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = command_parser("spectral-pretrain", __doc__.split("\n\n")[0], EXAMPLE)
     parser.add_argument("--data-dir", required=True, help="Kaldi data directory of the pre-training corpus")
     parser.add_argument("--exp-dir", required=True, help="output directory (final.pt, train_log.tsv, checkpoints/)")
     add_common_arguments(parser)
     return parser
-
-
-def _train_fingerprint(tcfg) -> dict:
-    d = effective_train_dict(tcfg)
-    for key in ("threads", "device", "distributed", "checkpoint_every", "num_workers"):
-        d.pop(key)
-    if d["precision"] == "fp32":  # last.pt of before mixed precision still fits
-        d.pop("precision")
-    return d
 
 
 def pretrain(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, progress: bool = True,
@@ -76,17 +64,8 @@ def pretrain(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, progress
     exp_dir = Path(exp_dir)
     final = exp_dir / "final.pt"
     data_dir = Path(data_dir)
-    if not (data_dir / "utt2spk").is_file():
-        raise InputError(data_dir / "utt2spk", "missing (run the prepare stage first)")
-    from spectral.data.kaldi import read_table
-
-    utt2spk = read_table(data_dir / "utt2spk")
-    train_utts, val_utts = split_validation(utt2spk, tcfg.val_utts_per_speaker, tcfg.seed)
-    kw = dict(kind="fbank", crop_seconds=tcfg.crop_seconds, augment=cfg.augment,
-              noise=noise_manifest or cfg.augment.noise_dir, rir=rir_manifest or cfg.augment.rir_dir)
-    train_data = SpeakerData(data_dir, utts=train_utts, **kw)
-    val_data = SpeakerData(data_dir, utts=val_utts, speakers=train_data.speakers, **{**kw, "augment": None})
-    check_feature_dim(train_data, cfg.model.builtin.n_mels)
+    train_data, val_data = speaker_data(cfg, tcfg, data_dir, data_dir_utt2spk(data_dir, allow_empty=True), "fbank",
+                                        noise_manifest=noise_manifest, rir_manifest=rir_manifest)
     if info.main:
         log.info("%s: %d speakers, %d training and %d held-out utterances", data_dir, train_data.num_speakers,
                  len(train_data), len(val_data))
@@ -106,28 +85,19 @@ def pretrain(cfg: RunConfig, data_dir: str | Path, exp_dir: str | Path, progress
                      100 * tcfg.mask_prob, tcfg.mask_span)
     fingerprint = {
         "stage": "pretrain", "model": cfg.model.to_dict(), "backend": cfg.backend.to_dict(),
-        "train": _train_fingerprint(tcfg), "augment": cfg.augment.to_dict(),
+        "train": identity_train_dict(tcfg), "augment": cfg.augment.to_dict(),
         "speakers": train_data.speakers, "utts": len(train_data),
     }
 
     def write_final(trained, history) -> None:
         state = {k: v.detach().cpu() for k, v in trained.state_dict().items()}
         pretext = {k[len("pretext."):]: state.pop(k) for k in list(state) if k.startswith("pretext.")}
-        atomic_save(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "model": state,
-                **({"pretext": pretext} if pretext else {}),
-                "config": {"model": cfg.model.to_dict(), "backend": cfg.backend.to_dict(), "adapter": None,
-                           "train": tcfg.to_dict(), "augment": cfg.augment.to_dict(), "ssl_config": None},
-                "speakers": train_data.speakers,
-                "system": f"pretrain_{cfg.model.backbone}",
-                # what re-creates the initial backbone: initial_backbone(model.builtin, seed)
-                "init": {"function": "spectral.models.builtin.initial_backbone", "seed": tcfg.seed,
-                         "torch": str(torch.__version__)},
-            },
-            final,
-        )
+        config = {"model": cfg.model.to_dict(), "backend": cfg.backend.to_dict(), "adapter": None,
+                  "train": tcfg.to_dict(), "augment": cfg.augment.to_dict(), "ssl_config": None}
+        # init: what re-creates the initial backbone, initial_backbone(model.builtin, seed)
+        init = {"function": "spectral.models.builtin.initial_backbone", "seed": tcfg.seed, "torch": str(torch.__version__)}
+        atomic_save(final_checkpoint(state, config, train_data.speakers, f"pretrain_{cfg.model.backbone}", pretext,
+                                     init=init), final)
         log.info("wrote %s (validation loss %.4f, accuracy %.4f)", final, history[-1]["val_loss"],
                  history[-1]["val_accuracy"])
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from spectral.data.kaldi import read_table
+from spectral.data.kaldi import data_dir_utt2spk
 from spectral.errors import InputError
 
 
@@ -32,12 +32,7 @@ def speakers_digest(speakers: Iterable[str]) -> str:
 def describe(data_dir: str | Path) -> dict[str, Any]:
     """The record of the Kaldi training directory ``data_dir``: its name, sizes and speakers' digest."""
     data_dir = Path(data_dir)
-    path = data_dir / "utt2spk"
-    if not path.is_file():
-        raise InputError(path, "missing: the training set's utt2spk (run the prepare stage first)")
-    utt2spk = read_table(path)
-    if not utt2spk:
-        raise InputError(path, "holds no utterances")
+    utt2spk = data_dir_utt2spk(data_dir, "missing: the training set's utt2spk (run the prepare stage first)")
     return {"data_dir": str(data_dir), "set": data_dir.name, "num_speakers": len(set(utt2spk.values())),
             "num_utts": len(utt2spk), "speakers_sha256": speakers_digest(utt2spk.values())}
 

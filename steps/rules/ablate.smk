@@ -6,20 +6,21 @@
 #
 # Targets:  exp/{system}/ablate/{mode}/comparison.md    mode: zero | revert (revert: builtin only)
 #           results/ablation.md                          both modes for the configured system
+# Calls spectral-ablate (spectral.ablate.ablate_checkpoint) and spectral-compare
+# (spectral.scoring.compare.compare) directly. Reads PLAN (the Snakefile's spectral.workflow.Plan).
 
-
-ABLATE_MODES = ["zero", "revert"] if BUILTIN else ["zero"]
+ABLATE_MODES = ["zero", "revert"] if PLAN.builtin else ["zero"]
 
 
 rule ablate:
     input:
         model="exp/{system}/final.pt",
-        pretrained=lambda w: ["exp/pretrain/builtin/final.pt"] if w.mode == "revert" else [],
+        pretrained=lambda w: [PLAN.pretrained] if w.mode == "revert" else [],
     output:
         final="exp/{system}/ablate/{mode}/final.pt",
         log_tsv="exp/{system}/ablate/{mode}/train_log.tsv",
     wildcard_constraints:
-        system="|".join(re.escape(s) for s in SYSTEMS) if SYSTEMS else "NONE",
+        system=PLAN.system_pattern(),
         mode="|".join(ABLATE_MODES),
     params:
         pretrained=lambda w, input: f"--pretrained {input.pretrained[0]}" if input.pretrained else "",
@@ -41,16 +42,16 @@ rule ablation:
     input:
         system="exp/{system}/results.txt",
         ablated="exp/{system}/ablate/{mode}/results.txt",
-        trials=[TRIALS_FILES[t] for t in SCORED],
+        trials=[PLAN.trials_files[t] for t in PLAN.scored],
     output:
         md="exp/{system}/ablate/{mode}/comparison.md",
         intervals="exp/{system}/ablate/{mode}/comparison_intervals.tsv",
     wildcard_constraints:
-        system="|".join(re.escape(s) for s in SYSTEMS) if SYSTEMS else "NONE",
+        system=PLAN.system_pattern(),
         mode="|".join(ABLATE_MODES),
     params:
-        trials=" ".join(SCORED),
-        trials_files=" ".join(f"--trials-file {t} {TRIALS_FILES[t]}" for t in SCORED),
+        trials=" ".join(PLAN.scored),
+        trials_files=" ".join(f"--trials-file {t} {PLAN.trials_files[t]}" for t in PLAN.scored),
         bootstrap=config["compare"]["bootstrap"],
         out_dir=lambda w, output: os.path.dirname(output.md),
     resources:
@@ -72,7 +73,7 @@ rule ablation:
 rule ablation_report:
     """results/ablation.md: every ablation of the configured system."""
     input:
-        expand("exp/{system}/ablate/{mode}/comparison.md", system=SYSTEM, mode=ABLATE_MODES),
+        expand("exp/{system}/ablate/{mode}/comparison.md", system=PLAN.system, mode=ABLATE_MODES),
     output:
         "results/ablation.md",
     log:

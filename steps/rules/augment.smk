@@ -7,19 +7,20 @@
 #                                                    (augment.rirs_parts) or any audio directory
 # A null directory means the corpus's own noise/ and rir/ (the embedded corpus has them). The
 # manifests are a data resource shared by every system: systems may differ in probabilities and
-# SNRs, but not in these sources (augment_manifest says so when one does).
+# SNRs, but not in these sources (PLAN.augment_inputs says so when one does).
+# Calls steps/make_augment_manifest.sh -> python -m spectral.augment (spectral.augment.write_manifest).
 
 
 rule augment_manifest:
     input:
-        unpack(_augment_source_input),
+        unpack(lambda w: PLAN.augment_source_input(w.kind)),
     output:
         manifest="data/augment/{kind}_recordings.jsonl.gz",
     wildcard_constraints:
         kind="noise|rir",
     params:
         stage=f"{BASE}/steps/make_augment_manifest.sh",
-        source=lambda w: augment_source(w.kind),
+        source=lambda w: PLAN.augment_source(w.kind),
         parts=lambda w: (
             f"--musan-parts {','.join(config['augment']['musan_parts'])}"
             if w.kind == "noise"

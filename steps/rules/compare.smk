@@ -4,11 +4,18 @@
 #
 # Target:  results/comparison.md  (+ comparison.png, comparison.tsv, comparison_intervals.tsv,
 #          comparison_drift.png: the drift stage of every run, steps/rules/drift.smk)
-# The runs (COMPARE_RUNS: label, lr value, seed, system) are registered in train.smk, so each
+# The runs (PLAN.compare_runs: label, lr value, seed, system) are systems of PLAN.systems, so each
 # is an ordinary system: exp/<system>/{final.pt,train_log.tsv,results.txt}. With compare.lr_grid
 # (needs finetune.dev_speakers), the checkpoint select_lr first trains every method at every
 # grid value with the first seed and keeps the value with the lowest dev_val EER; the table then
 # holds every seed at the chosen values. The test lists play no part in the choice.
+# Calls spectral-select-lr (spectral.scoring.select.select) and spectral-compare
+# (spectral.scoring.compare.compare) directly.
+from spectral.scoring.select import read_selection
+
+
+# label -> the lr value select_lr chose (read once it ran), or None without a grid
+SELECTION = (lambda: read_selection(checkpoints.select_lr.get().output.tsv)) if config["compare"]["lr_grid"] else (lambda: None)
 
 
 if config["compare"]["lr_grid"]:
@@ -16,14 +23,11 @@ if config["compare"]["lr_grid"]:
     checkpoint select_lr:
         """Per method, the backbone lr scale of compare.lr_grid with the lowest dev_val EER (first seed only)."""
         input:
-            metrics=[f"exp/{system}/scores/dev_val.metrics.json"
-                     for _, value, seed, system in COMPARE_RUNS
-                     if value is not None and seed == config["compare"]["seeds"][0]],
+            metrics=[f"exp/{system}/scores/dev_val.metrics.json" for _, _, system in PLAN.lr_grid_runs()],
         output:
             tsv="results/lr_selection.tsv",
         params:
-            runs=" ".join(f"--run {label} {value:g} exp/{system}" for label, value, seed, system in COMPARE_RUNS
-                          if value is not None and seed == config["compare"]["seeds"][0]),
+            runs=" ".join(f"--run {label} {value:g} exp/{system}" for label, value, system in PLAN.lr_grid_runs()),
         resources:
             mem_mb=500,
             runtime=5,
@@ -39,7 +43,7 @@ if config["compare"]["lr_grid"]:
 rule compare:
     """Tabulate and plot EER/minDCF (mean ± std over seeds), parameters, training time and spectral drift of every method."""
     input:
-        unpack(_compare_inputs),
+        unpack(lambda w: PLAN.compare_inputs(SELECTION())),
     output:
         md=report("results/comparison.md", caption="../report/comparison_table.rst", category="Comparison",
                   labels={"item": "table (markdown)"}),
@@ -52,10 +56,10 @@ rule compare:
         drift_png=report("results/comparison_drift.png", caption="../report/comparison_drift.rst", category="Comparison",
                          labels={"item": "spectral drift (figure)"}),
     params:
-        runs=_compare_run_options,
-        trials_files=" ".join(f"--trials-file {t} {path}" for t, path in TRIALS_FILES.items()),
+        runs=lambda w, input: PLAN.compare_run_options(SELECTION()),
+        trials_files=" ".join(f"--trials-file {t} {path}" for t, path in PLAN.trials_files.items()),
         bootstrap=config["compare"]["bootstrap"],
-        trials=" ".join(SCORED),
+        trials=" ".join(PLAN.scored),
         reference=config["compare"]["reference"],
         title=f"SpectralFT and baselines on {config['corpus']['name']} ({config['model']['backbone']} backbone)",
         out_dir=lambda w, output: os.path.dirname(output.md),

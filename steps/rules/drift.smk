@@ -5,22 +5,23 @@
 # Target:  exp/{system}/drift/{drift.tsv,drift.json,drift.png}   (any system; the comparison
 #          builds it for every run). k: the system's adapter.top_k (spectralft, spectralft_rot),
 #          else drift.top_k, else 64 (builtin) / 256 (wavlm, hubert); U_k, V_k and the singular
-#          values of W come from the svd stage's factors at that k. (Functions: common.smk.)
+#          values of W come from the svd stage's factors at that k (PLAN.drift_inputs).
+# Calls steps/drift.sh -> spectral-drift (spectral.drift.drift).
 
 
 rule drift:
     input:
-        unpack(_drift_inputs),
+        unpack(lambda w: PLAN.drift_inputs(w.system)),
     output:
         tsv="exp/{system}/drift/drift.tsv",
         json="exp/{system}/drift/drift.json",
         png=report("exp/{system}/drift/drift.png", caption="../report/drift.rst", category="Drift",
                    labels={"system": "{system}"}),
     wildcard_constraints:
-        system="|".join(re.escape(s) for s in SYSTEMS) if SYSTEMS else "NONE",
+        system=PLAN.system_pattern(),
     params:
         stage=f"{BASE}/steps/drift.sh",
-        top_k=lambda w: drift_top_k(w.system),
+        top_k=lambda w: PLAN.drift_top_k(w.system),
         out_dir=lambda w, output: os.path.dirname(output.json),
     threads: 1
     resources:

@@ -3,21 +3,21 @@
 # Target:  exp/{system}/export/   hf/ (WavLM/HuBERT, adapters merged), backend.{safetensors,json},
 #                                 extractor.{onnx,pt}, peft/ (exactly low-rank methods), export.json
 #          `snakemake exported`   the configured system's
-# Any system of SYSTEMS (the configured one, the comparison's) can be exported by its path.
-# (Functions: steps/rules/common.smk.)
+# Any system of PLAN.systems (the configured one, the comparison's) can be exported by its path.
+# Calls steps/export.sh -> spectral-export (spectral.export.cli.export_system).
 
 
 rule export:
     """Merged transformers directory, ONNX/TorchScript extractor and peft-format adapter of one system."""
     input:
-        unpack(_export_inputs),
+        unpack(lambda w: PLAN.export_inputs(w.system)),
     output:
         directory("exp/{system}/export"),
     wildcard_constraints:
-        system="|".join(re.escape(s) for s in SYSTEMS) if SYSTEMS else "NONE",
+        system=PLAN.system_pattern(),
     params:
         stage=f"{BASE}/steps/export.sh",
-        options=_export_options,
+        options=lambda w: PLAN.export_options(w.system),
         what="hf,backend,extractor,peft",
     threads: 1
     resources:
@@ -38,10 +38,10 @@ rule export:
 rule exported:
     """The configured system's export directory, with its manifest in the report."""
     input:
-        f"exp/{SYSTEM}/export",
+        f"exp/{PLAN.system}/export",
     output:
-        report(f"results/export/{SYSTEM}.json", caption="../report/export.rst", category="Export",
-               labels={"system": SYSTEM}),
+        report(f"results/export/{PLAN.system}.json", caption="../report/export.rst", category="Export",
+               labels={"system": PLAN.system}),
     log:
         "logs/exported.log",
     conda:

@@ -1,4 +1,7 @@
 # Stage features: Kaldi-compatible 80-dim log-mel fbank for every data set.
+#
+# Target:  data/{set}/feats.scp
+# Calls steps/make_fbank.sh -> spectral-features (spectral.features.compute_fbank).
 
 
 rule fbank:

@@ -1,0 +1,122 @@
+"""The workflow's plan (spectral.workflow): the corpus contract is checked when made, the plan
+derives every stage's inputs without torch, and a dry run never imports torch."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from spectral.workflow import CorpusContract, Plan, PlanError, corpus_contract
+
+REPO = Path(__file__).resolve().parents[1]
+TRIALS = ["vox1_O", "vox1_H"]
+
+
+def default_config(**patch) -> dict:
+    config = yaml.safe_load((REPO / "conf" / "config.yaml").read_text())
+    for section, values in patch.items():
+        config.setdefault(section, {}).update(values)
+    validate(config, str(REPO / "conf" / "config.schema.yaml"))
+    return config
+
+
+def contract(**fields) -> CorpusContract:
+    base = dict(train_set="vox1_dev", trial_sets={t: "vox1_test" for t in TRIALS})
+    return corpus_contract(TRIALS, **{**base, **fields})
+
+
+def test_importing_the_plan_and_the_settings_imports_no_torch():
+    code = ("import sys, spectral.workflow, spectral.train.config, spectral.models.config, spectral.adapters.config; "
+            "print(sorted(m for m in ('torch', 'snakemake') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_dry_run_of_the_main_job_imports_no_torch(tmp_path, venv_env):
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('torch imported:', 'torch' in sys.modules))\n"
+        f"sys.argv = ['snakemake', '-n', 'results/vox1_eer.txt', '--snakefile', {str(REPO / 'Snakefile')!r}, "
+        f"'--directory', {str(tmp_path)!r}]\n"
+        "from snakemake.cli import main\nmain()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=venv_env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "torch imported: False" in out.stdout, out.stdout[-2000:]
+
+
+def test_builtin_linear_shapes_are_those_of_the_network():
+    import torch
+
+    from spectral.models.builtin import BuiltinBackbone
+    from spectral.models.config import BuiltinConfig, builtin_linear_shapes
+
+    for cfg in (BuiltinConfig(), BuiltinConfig(d_model=96, num_heads=3, num_layers=3, ffn_dim=200)):
+        with torch.device("meta"):
+            net = BuiltinBackbone(cfg)
+        shapes = {n: tuple(m.weight.shape) for n, m in net.named_modules() if isinstance(m, torch.nn.Linear)}
+        assert list(builtin_linear_shapes(cfg).items()) == list(shapes.items())
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"trial_sets": {"vox1_O": "vox1_test"}}, "trial_sets must name the set of every configured trial list"),
+    ({"train_set": "vox1/dev"}, "set names must match"),
+    ({"enroll_maps": {"cnceleb1_avg": "m"}}, "are not configured lists"),
+    ({"train_speakers": 3}, "train_speakers must be a digest"),
+    ({"train_sets": "x"}, "a corpus contract takes"),
+])
+def test_a_bad_corpus_contract_is_refused_naming_what_is_wrong(fields, message):
+    with pytest.raises(PlanError, match=message):
+        contract(**fields)
+
+
+def test_a_corpus_rule_file_without_a_contract_is_named():
+    with pytest.raises(PlanError, match="must set CORPUS_CONTRACT"):
+        Plan(default_config(), None)
+
+
+def test_the_plan_registers_the_configured_system_and_every_comparison_run():
+    config = default_config()
+    config["compare"] = {**config["compare"], "seeds": [1, 2],
+                         "methods": [{"label": "frozen", "adapter": {"method": "frozen"}},
+                                     {"label": "milora", "adapter": {"method": "milora", "rank": 3}}]}
+    plan = Plan(config, contract())
+    assert plan.system.startswith("builtin_spectralft_k64_r4_s1_") and plan.system in plan.systems
+    assert [(label, seed) for label, _, seed, _ in plan.compare_runs] == [
+        ("frozen", 1), ("frozen", 2), ("milora", 1), ("milora", 2)]
+    milora = plan.compare_runs[2][3]
+    # milora starts from its bottom-rank triplets: the factors at k = top_k, b = rank
+    assert plan.finetune_inputs(milora)["factors"] == "exp/svd/builtin/k64_b3/factors.pt"
+    assert "factors" not in plan.finetune_inputs(plan.compare_runs[0][3])
+    # drift: spectral methods at their own k, the others at the builtin default
+    assert plan.drift_inputs(milora)["factors"] == "exp/svd/builtin/k64_b0/factors.pt"
+
+
+def test_a_system_with_other_augment_sources_than_the_config_is_refused():
+    config = default_config(augment={"noise_prob": 0.5})
+    plan = Plan(config, contract())
+    settings = copy.deepcopy(plan.systems[plan.system])
+    settings["augment"]["noise_dir"] = "/elsewhere"
+    with pytest.raises(PlanError, match="shared by every system"):
+        plan.augment_inputs(settings)
+    assert plan.finetune_inputs(plan.system)["noise_manifest"] == "data/augment/noise_recordings.jsonl.gz"
+
+
+def test_options_pass_exactly_the_declared_files():
+    config = default_config(finetune={"dev_speakers": 4})
+    plan = Plan(config, contract(reuse_from={"vox1_test": "vox1_dev"}))
+    inputs = plan.finetune_inputs(plan.system)
+    assert plan.finetune_options(plan.system) == (
+        f"--backbone-checkpoint {inputs['backbone']} --factors {inputs['factors']} "
+        f"--exclude-speakers {inputs['dev_speakers']} ")
+    assert plan.scored == TRIALS + ["dev_val"]
+    score = plan.score_inputs(plan.system, "vox1_O")
+    assert f"--mean-scp {score['mean']}" in plan.score_options(plan.system, "vox1_O")
+    embed = plan.embed_inputs(plan.system, "vox1_test")
+    assert plan.embed_options(plan.system, "vox1_test") == f"--reuse {Path(embed['reuse']).parent}"
