@@ -161,15 +161,7 @@ def embed_set(
     torch.set_num_threads(threads)
     checkpoint = Path(checkpoint)
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device", "is 'cuda' but no CUDA device is available")
-    dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
-    from spectral.train.precision import check_device
-
-    try:
-        check_device(precision, dev)
-    except ValueError as err:
-        raise InputError("--precision", str(err)) from None
+    dev = _device(device, precision)
     if train_data_dir is not None:
         from spectral.train.trainset import check_trained_on, read_checkpoint_record
 
@@ -178,16 +170,7 @@ def embed_set(
     model = model.to(dev)
     kind = ModelConfig.from_dict(ckpt["config"]["model"]).input_kind
     table_name = "feats.scp" if kind == "fbank" else "wav.scp"
-    if not (data_dir / table_name).is_file():
-        raise InputError(data_dir / table_name, "missing (run the prepare and features stages first)")
-    table = read_table(data_dir / table_name)
-    if not table:
-        raise InputError(data_dir / table_name, "holds no utterances")
-    if subset is not None:
-        if not (data_dir / "utt2spk").is_file():
-            raise InputError(data_dir / "utt2spk", "missing (--subset spreads the utterances over speakers)")
-        utt2spk = {u: s for u, s in read_table(data_dir / "utt2spk").items() if u in table}
-        table = {u: table[u] for u in pick_subset(utt2spk, subset)}
+    table = _utterances(data_dir, table_name, subset)
     if speaker_means:  # checked before any work, so nothing is written for a run that cannot finish
         _check_speaker_map(data_dir, table, table_name)
     rate = FRAMES_PER_SECOND if kind == "fbank" else SAMPLE_RATE
@@ -215,6 +198,37 @@ def embed_set(
     if speaker_means:
         write_speaker_means(scp, out_dir, utt2spk=data_dir / "utt2spk")
     return scp
+
+
+def _device(device: str, precision: str):
+    """The torch device of ``--device`` (cpu, cuda, auto), checked against ``--precision``."""
+    import torch
+
+    from spectral.train.precision import check_device
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device", "is 'cuda' but no CUDA device is available")
+    dev = torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
+    try:
+        check_device(precision, dev)
+    except ValueError as err:
+        raise InputError("--precision", str(err)) from None
+    return dev
+
+
+def _utterances(data_dir: Path, table_name: str, subset: int | None) -> dict[str, str]:
+    """utt -> source of ``data_dir/table_name`` (feats.scp or wav.scp), or ``subset`` of them spread over speakers."""
+    if not (data_dir / table_name).is_file():
+        raise InputError(data_dir / table_name, "missing (run the prepare and features stages first)")
+    table = read_table(data_dir / table_name)
+    if not table:
+        raise InputError(data_dir / table_name, "holds no utterances")
+    if subset is not None:
+        if not (data_dir / "utt2spk").is_file():
+            raise InputError(data_dir / "utt2spk", "missing (--subset spreads the utterances over speakers)")
+        utt2spk = {u: s for u, s in read_table(data_dir / "utt2spk").items() if u in table}
+        table = {u: table[u] for u in pick_subset(utt2spk, subset)}
+    return table
 
 
 def _check_speaker_map(data_dir: Path, table: dict[str, str], table_name: str) -> None:
