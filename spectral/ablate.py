@@ -65,8 +65,8 @@ def ablated_keys(state: dict, targets: Sequence[str]) -> list[str]:
 def ablate_state(state: dict, keys: Sequence[str], mode: str, pretrained: dict | None = None) -> dict:
     """A copy of ``state`` with ``keys`` zeroed (``zero``) or taken from ``pretrained`` (``revert``).
 
-    ``pretrained`` is a backbone state dict without the ``backbone.`` prefix (as the pretrain
-    stage's ``final.pt`` holds it under ``backbone.``, pass it with the prefix stripped)."""
+    ``pretrained`` is a backbone state dict, keyed without the ``backbone.`` prefix (the
+    pre-trained backbone's own ``state_dict()``)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     out = dict(state)
@@ -90,7 +90,7 @@ def ablate_checkpoint(checkpoint: str | Path, out_dir: str | Path, mode: str,
     needs ``pretrained``, the pretrain stage's ``final.pt`` of a builtin backbone. Returns the path."""
     import torch
 
-    from spectral.models.speaker import read_checkpoint
+    from spectral.models.speaker import load_pretrained_builtin, read_checkpoint
 
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     if mode not in MODES:
@@ -108,8 +108,7 @@ def ablate_checkpoint(checkpoint: str | Path, out_dir: str | Path, mode: str,
             raise InputError("--pretrained", "is needed by --mode revert (the pretrain stage's final.pt)")
         if ckpt["config"]["model"]["backbone"] != "builtin":
             raise InputError(checkpoint, "--mode revert reads a pretrain stage's final.pt: builtin backbones only")
-        reference = {k[len("backbone."):]: v for k, v in read_checkpoint(pretrained)["model"].items()
-                     if k.startswith("backbone.")}
+        reference = load_pretrained_builtin(pretrained)[0].state_dict()
     try:
         state = ablate_state(ckpt["model"], keys, mode, reference)
     except ValueError as err:
