@@ -60,7 +60,7 @@ try:
 
         include: corpus_rules
 
-    PLAN = Plan(config, globals().get("CORPUS_CONTRACT"))
+    PLAN = Plan(config, globals().get("CORPUS_CONTRACT"), BASE)
 except PlanError as err:
     raise WorkflowError(str(err)) from None
 

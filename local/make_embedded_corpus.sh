@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stage corpus (embedded default): generate the synthetic VoxCeleb1-shaped target corpus
-# and the pre-training corpus, deterministically from a seed, offline.
+# and, where <pretrain-dir> is given, the pre-training corpus, deterministically from a seed,
+# offline (a shipped backbone, model.path, needs no pre-training corpus).
 #
 # Writes <target-dir>/{wav/,vox1_meta.csv,veri_test2.txt,list_test_hard2.txt,noise/,rir/,...}
 # and <pretrain-dir>/{wav/,vox1_meta.csv,...}; each appears only when complete.
@@ -10,7 +11,7 @@ set -euo pipefail
 
 usage() {
   cat <<USAGE
-Usage: $0 [options] <target-dir> <pretrain-dir>
+Usage: $0 [options] <target-dir> [<pretrain-dir>]
  e.g.: $0 --size default --seed 20250107 --nj 2 corpus/embedded/vox1 corpus/embedded/pretrain
 Options (forwarded to spectral-make-corpus; defaults from --size):
   --size {tiny,small,default}   --seed N   --nj N
@@ -39,17 +40,21 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-if [ $# -ne 2 ]; then
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
   usage >&2
   exit 1
 fi
 
 target_dir=$1
-pretrain_dir=$2
+pretrain_dir=${2:-}
 
-spectral-make-corpus --target-dir "$target_dir" --pretrain-dir "$pretrain_dir" "${opts[@]}"
+if [ -n "$pretrain_dir" ]; then
+  spectral-make-corpus --target-dir "$target_dir" --pretrain-dir "$pretrain_dir" "${opts[@]}"
+else
+  spectral-make-corpus --target-dir "$target_dir" "${opts[@]}"
+fi
 
-for f in "$target_dir/vox1_meta.csv" "$pretrain_dir/vox1_meta.csv"; do
+for f in "$target_dir/vox1_meta.csv" ${pretrain_dir:+"$pretrain_dir/vox1_meta.csv"}; do
   [ -s "$f" ] || { echo "$0: $f missing after generation" >&2; exit 1; }
 done
-echo "$0: wrote $target_dir and $pretrain_dir"
+echo "$0: wrote $target_dir${pretrain_dir:+ and $pretrain_dir}"

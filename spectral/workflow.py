@@ -97,6 +97,16 @@ def corpus_contract(trials: Iterable[str], **fields: Any) -> CorpusContract:
     return c
 
 
+def shipped_dir(path: str, base: str | None = None) -> str:
+    """Where a builtin backbone's ``model.path`` (a shipped backbone directory) is: as given when it is
+    absolute or exists from the work directory, else under ``base`` (the checkout, which ships
+    ``models/builtin``) when it exists there."""
+    if os.path.isabs(path) or os.path.isdir(path) or base is None:
+        return path
+    in_base = os.path.join(base, path)
+    return in_base if os.path.isdir(in_base) else path
+
+
 def file_options(files: Mapping[str, str], flags: Mapping[str, str]) -> str:
     """``--flag path`` for every key of ``flags`` (key -> flag) that ``files`` has, in ``flags``' order."""
     return " ".join(f"{flag} {files[key]}" for key, flag in flags.items() if key in files)
@@ -111,7 +121,7 @@ SCORE_FLAGS = {"mean": "--mean-scp", "cohort": "--cohort-scp", "enroll_map": "--
 class Plan:
     """Everything the rule files read, from the validated ``config`` and the corpus's ``contract``."""
 
-    def __init__(self, config: Mapping[str, Any], contract: CorpusContract) -> None:
+    def __init__(self, config: Mapping[str, Any], contract: CorpusContract, base: str | None = None) -> None:
         if not isinstance(contract, CorpusContract):
             raise PlanError(f"the corpus rule file must set CORPUS_CONTRACT = corpus_contract(...), got {contract!r}")
         self.config, self.contract = config, contract
@@ -137,8 +147,14 @@ class Plan:
         model = config["model"]
         self.builtin = model["backbone"] == "builtin"
         self.model_name = "builtin" if self.builtin else os.path.basename(os.path.normpath(model["path"]))
-        # the checkpoint the svd and drift stages decompose: our pretrain output, or the transformers dir
+        # the checkpoint the svd and drift stages decompose: our pretrain output (pre-trained here or
+        # installed from a shipped backbone), or the transformers dir
         self.pretrained = PRETRAINED_BUILTIN if self.builtin else model["path"]
+        self.shipped = shipped_dir(model["path"], base) if self.builtin and model["path"] else None
+        if self.builtin and not self.shipped and not self.corpus["pretrain_root"]:
+            raise PlanError("model.backbone builtin needs a pre-trained backbone: model.path (a shipped backbone "
+                            "directory, e.g. models/builtin) or corpus.pretrain_root (a pre-training corpus to "
+                            "pre-train on here)")
         self.systems: dict[str, dict[str, Any]] = {}
         self.system = self._add_system()
         self.compare_runs = self._compare_runs()

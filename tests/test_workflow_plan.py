@@ -120,3 +120,36 @@ def test_options_pass_exactly_the_declared_files():
     assert f"--mean-scp {score['mean']}" in plan.score_options(plan.system, "vox1_O")
     embed = plan.embed_inputs(plan.system, "vox1_test")
     assert plan.embed_options(plan.system, "vox1_test") == f"--reuse {Path(embed['reuse']).parent}"
+
+
+def test_a_shipped_backbone_takes_the_place_of_pretraining_in_the_plan_and_the_system_names(tmp_path):
+    shipped = tmp_path / "models" / "builtin"
+    shipped.mkdir(parents=True)
+    here = default_config(model={"path": None}, corpus={"pretrain_root": "corpus/embedded/pretrain"})
+    ship = default_config(model={"path": str(shipped)}, corpus={"pretrain_root": None})
+    plan_here, plan_ship = Plan(here, contract()), Plan(ship, contract())
+    assert "pretrain" in plan_here.sets and "pretrain" not in plan_ship.sets
+    assert plan_here.shipped is None and plan_ship.shipped == str(shipped)
+    # every stage reads the pre-trained backbone from the same place, shipped or pre-trained here
+    assert plan_ship.finetune_inputs(plan_ship.system)["backbone"] == plan_here.pretrained == plan_ship.pretrained
+    assert plan_here.system != plan_ship.system
+    # the pretrain section made neither the shipped backbone nor the systems on it
+    longer = default_config(model={"path": str(shipped)}, corpus={"pretrain_root": None}, pretrain={"epochs": 99})
+    assert Plan(longer, contract()).system == plan_ship.system
+    assert Plan(default_config(model={"path": None}, corpus={"pretrain_root": "corpus/embedded/pretrain"},
+                               pretrain={"epochs": 99}), contract()).system != plan_here.system
+
+
+def test_a_relative_shipped_backbone_is_found_in_the_checkout_when_not_in_the_work_directory(tmp_path, monkeypatch):
+    (tmp_path / "checkout" / "models" / "builtin").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    config = default_config(model={"path": "models/builtin"}, corpus={"pretrain_root": None})
+    assert Plan(config, contract(), str(tmp_path / "checkout")).shipped == str(tmp_path / "checkout/models/builtin")
+    (tmp_path / "models" / "builtin").mkdir(parents=True)  # the work directory's own comes first
+    assert Plan(config, contract(), str(tmp_path / "checkout")).shipped == "models/builtin"
+
+
+def test_a_builtin_backbone_with_neither_a_shipped_one_nor_a_pretraining_corpus_is_refused():
+    config = default_config(model={"path": None}, corpus={"pretrain_root": None})
+    with pytest.raises(PlanError, match="needs a pre-trained backbone: model.path .* or corpus.pretrain_root"):
+        Plan(config, contract())

@@ -1,4 +1,5 @@
-# Stage corpus: the embedded VoxCeleb1-shaped target corpus and its pre-training corpus.
+# Stage corpus: the embedded VoxCeleb1-shaped target corpus and, where corpus.pretrain_root is
+# set (pre-training here rather than from a shipped backbone), its pre-training corpus.
 # Every key of config['embedded'] but nj becomes an option of spectral-make-corpus (nulls omitted).
 # Calls local/make_embedded_corpus.sh -> spectral-make-corpus (spectral.corpora.embedded.generate.generate_corpora).
 
@@ -6,7 +7,7 @@
 rule corpus:
     output:
         target=f"{CORPUS['root']}/vox1_meta.csv",
-        pretrain=f"{CORPUS['pretrain_root']}/vox1_meta.csv",
+        **({"pretrain": f"{CORPUS['pretrain_root']}/vox1_meta.csv"} if CORPUS["pretrain_root"] else {}),
     params:
         stage=f"{BASE}/local/make_embedded_corpus.sh",
         options=" ".join(
@@ -15,7 +16,7 @@ rule corpus:
             if value is not None and key != "nj"
         ),
         target_dir=lambda w, output: os.path.dirname(output.target),
-        pretrain_dir=lambda w, output: os.path.dirname(output.pretrain),
+        pretrain_dir=lambda w, output: os.path.dirname(output.pretrain) if "pretrain" in output.keys() else "",
     threads: config["embedded"]["nj"]
     resources:
         mem_mb=4000,

@@ -99,7 +99,9 @@ class ModelConfig(Settings):
     )
     path: str | None = field(
         default=None,
-        metadata=_meta("wavlm/hubert: local transformers model directory (save_pretrained layout); unused for builtin."),
+        metadata=_meta("wavlm/hubert: local transformers model directory (save_pretrained layout); builtin: a shipped "
+                       "backbone directory (final.pt, SHA256SUMS, recipe.yaml; e.g. models/builtin) to start from "
+                       "instead of the pretrain stage, or null to pre-train here."),
     )
     builtin: BuiltinConfig = field(default_factory=BuiltinConfig, metadata=_meta("Shape of the built-in backbone."))
 

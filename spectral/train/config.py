@@ -503,7 +503,8 @@ def system_name(cfg: RunConfig) -> str:
     ``<backbone>_<method>[_k<top_k>][_r<rank>]_s<seed>_<hash>``: k for the spectral methods,
     r for every method with a rank, and an 8-hex-digit hash of all remaining settings
     (model shape, back-end, the adapter's other fields, the finetune and pretrain settings
-    that matter, augmentation, and the training data: corpus, root, training set and its
+    that matter (no pretrain settings for a shipped builtin backbone, ``model.path``, whose
+    directory is in the hash instead), augmentation, and the training data: corpus, root, training set and its
     speakers, ``cfg.data``), so two configurations never share a folder, nor do two corpora;
     ``num_workers`` does not change the result and is left out, and so is ``precision`` when it
     is fp32 (names stay those of before mixed precision existed). Adapter fields
@@ -526,7 +527,10 @@ def system_name(cfg: RunConfig) -> str:
     if cfg.model.backbone != "builtin":
         rest.pop("pretrain")
         rest["model"].pop("builtin")
-    elif rest["model"]["builtin"].get("qk_init_scale") == 1.0:  # names as before the option existed
-        rest["model"]["builtin"].pop("qk_init_scale")
+    else:
+        if cfg.model.path:  # a shipped backbone: its directory, not this config's pretrain section, made it
+            rest.pop("pretrain")
+        if rest["model"]["builtin"].get("qk_init_scale") == 1.0:  # names as before the option existed
+            rest["model"]["builtin"].pop("qk_init_scale")
     parts.append(_short_hash(rest))
     return "_".join(parts)

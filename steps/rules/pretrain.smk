@@ -1,13 +1,40 @@
 # Stage pretrain (only where model.backbone is builtin): the built-in backbone with a speaker
-# back-end on the pre-training corpus.
+# back-end on the pre-training corpus; or, where model.path names a shipped backbone directory
+# (models/builtin), that backbone checked against its SHA256SUMS and the config's shape, and
+# installed in its place.
 #
 # Target:  exp/pretrain/builtin/final.pt
-# Calls steps/pretrain.sh -> spectral-pretrain (spectral.train.pretrain.pretrain).
+# Calls steps/pretrain.sh -> spectral-pretrain (spectral.train.pretrain.pretrain), or
+#       spectral-backbone install (spectral.models.shipped.install).
 # Reads PLAN (the Snakefile's spectral.workflow.Plan).
 import json
 
 
-if PLAN.builtin:
+if PLAN.builtin and PLAN.shipped:
+
+    rule install_backbone:
+        """The shipped backbone (model.path), checked, where every later stage reads the pre-trained one."""
+        input:
+            weights=f"{PLAN.shipped}/final.pt",
+            sums=f"{PLAN.shipped}/SHA256SUMS",
+            recipe=f"{PLAN.shipped}/recipe.yaml",
+        output:
+            final="exp/pretrain/builtin/final.pt",
+        params:
+            shipped=PLAN.shipped,
+            model=json.dumps(config["model"], sort_keys=True),
+        resources:
+            mem_mb=1000,
+            runtime=5,
+            cpus_per_task=1,
+        log:
+            "logs/pretrain/install.log",
+        conda:
+            CONDA_ENV
+        shell:
+            "spectral-backbone install {params.shipped} {output.final} --model-json {params.model:q} > {log} 2>&1"
+
+elif PLAN.builtin:
 
     rule pretrain:
         input:

@@ -300,3 +300,11 @@ def test_help_shows_an_example(capsys):
         cli.main(["--help"])
     out = capsys.readouterr().out
     assert "example:" in out and "--target-dir" in out and "--n-trials-h" in out
+
+
+def test_without_a_pretrain_dir_only_the_target_corpus_is_written_and_it_is_the_same(tiny, tmp_path, venv_env):
+    cmd = [str(REPO / "local/make_embedded_corpus.sh"), "--size", "tiny", "--seed", "7", "--nj", "1", "--no-progress",
+           str(tmp_path / "vox1")]
+    subprocess.run(cmd, check=True, capture_output=True, env=venv_env)
+    assert tree(tmp_path / "vox1") == tree(tiny[0])  # a shipped backbone leaves the target corpus as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vox1"]

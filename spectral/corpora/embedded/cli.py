@@ -1,7 +1,8 @@
 """``spectral-make-corpus``: the command-line entry of stage corpus (embedded default).
 
 Writes the target corpus (VoxCeleb1 layout, trial lists, noise, rir) to ``--target-dir``
-and the pre-training corpus to ``--pretrain-dir``; see :mod:`.generate` for the files.
+and, where ``--pretrain-dir`` is given, the pre-training corpus there (a shipped backbone needs
+none); see :mod:`.generate` for the files.
 Settings not given come from the ``--size`` preset (:mod:`.config`); every value is
 checked before any work.
 """
@@ -27,6 +28,7 @@ EXAMPLE = """example:
 
   Writes corpus/embedded/vox1/{wav/,vox1_meta.csv,veri_test2.txt,list_test_hard2.txt,noise/,rir/,...}
   and corpus/embedded/pretrain/{wav/,vox1_meta.csv,...}; the same seed gives the same bytes.
+  Without --pretrain-dir only the target corpus is written (the same bytes as with it).
 """
 
 
@@ -43,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-dir", type=Path, required=True, metavar="DIR", help="where the target corpus goes (replaced)"
     )
     p.add_argument(
-        "--pretrain-dir", type=Path, required=True, metavar="DIR", help="where the pre-training corpus goes (replaced)"
+        "--pretrain-dir", type=Path, metavar="DIR",
+        help="where the pre-training corpus goes (replaced); omitted: no pre-training corpus"
     )
     p.add_argument("--size", choices=sorted(PRESETS), default="default", help="size preset (default: %(default)s)")
     p.add_argument("--seed", type=int, metavar="N", help="seed of everything generated (default: 20250107)")

@@ -24,6 +24,7 @@ indices (:func:`.plan.seed_for`), in any process, so ``nj`` changes the speed, n
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -205,22 +206,30 @@ def make_trials(cfg: CorpusConfig, plan: CorpusPlan) -> tuple[list[Trial], list[
     return o, h
 
 
-def _check_dirs(target_dir: Path, pretrain_dir: Path) -> None:
+def _check_dirs(target_dir: Path, pretrain_dir: Path | None) -> None:
+    if pretrain_dir is None:
+        return
     t, p = Path(target_dir).absolute(), Path(pretrain_dir).absolute()
     if t == p or t in p.parents or p in t.parents:
         raise ValueError(f"--target-dir {target_dir} and --pretrain-dir {pretrain_dir} must not overlap")
 
 
-def prepare(cfg: CorpusConfig, target_dir: Path, pretrain_dir: Path) -> tuple[CorpusPlan, list[Trial], list[Trial]]:
+def prepare(
+    cfg: CorpusConfig, target_dir: Path, pretrain_dir: Path | None
+) -> tuple[CorpusPlan, list[Trial], list[Trial]]:
     """Check everything that can be refused and plan the corpora; writes nothing.
 
-    Returns the plan and the O-style and H-style trial lists.
+    Returns the plan and the O-style and H-style trial lists. Without ``pretrain_dir`` (a
+    shipped backbone needs no pre-training corpus) the plan holds no pre-training speakers;
+    the target corpus is the same either way (it is planned first, from its own seeds).
 
     Raises:
         ValueError: overlapping directories, or trial lists the test speakers cannot fill.
     """
     _check_dirs(target_dir, pretrain_dir)
     plan = plan_corpora(cfg)
+    if pretrain_dir is None:
+        plan = dataclasses.replace(plan, pretrain=())
     o_list, h_list = make_trials(cfg, plan)
     return plan, o_list, h_list
 
@@ -228,11 +237,12 @@ def prepare(cfg: CorpusConfig, target_dir: Path, pretrain_dir: Path) -> tuple[Co
 def generate_corpora(
     cfg: CorpusConfig,
     target_dir: Path,
-    pretrain_dir: Path,
+    pretrain_dir: Path | None,
     progress: bool = True,
     prepared: tuple[CorpusPlan, list[Trial], list[Trial]] | None = None,
 ) -> dict:
-    """Plan, render and write both corpora; return a summary (counts, hours, seconds).
+    """Plan, render and write both corpora (the target only without ``pretrain_dir``); return a
+    summary (counts, hours, seconds).
 
     Everything that can be refused (settings, trial capacity, overlapping directories) is
     checked before anything is written; ``prepared`` is :func:`prepare`'s result if the
@@ -245,9 +255,9 @@ def generate_corpora(
         len(plan.pretrain), len(plan.target), cfg.n_dev_speakers, cfg.n_test_speakers, len(o_list), len(h_list),
     )  # fmt: skip
     with contextlib.ExitStack() as stack:
-        pre_root = stack.enter_context(atomic_dir(Path(pretrain_dir)))
+        pre_root = stack.enter_context(atomic_dir(Path(pretrain_dir))) if pretrain_dir is not None else None
         tgt_root = stack.enter_context(atomic_dir(Path(target_dir)))
-        for d in (pre_root / "wav", tgt_root / "wav", tgt_root / "noise", tgt_root / "rir"):
+        for d in (tgt_root / "wav", tgt_root / "noise", tgt_root / "rir") + ((pre_root / "wav",) if pre_root else ()):
             d.mkdir()
         babble = None
         if any(sess.noise_kind == "babble" for s in plan.target for sess in s.sessions):
@@ -282,10 +292,11 @@ def generate_corpora(
                     else:
                         os.environ[k] = v
         bar.close()
-        write_speakers(pre_root, plan.pretrain)
-        write_sessions(pre_root, plan.pretrain)
-        _write_config(pre_root, cfg, "pretrain")
-        write_meta(pre_root, plan.pretrain)
+        if pre_root is not None:
+            write_speakers(pre_root, plan.pretrain)
+            write_sessions(pre_root, plan.pretrain)
+            _write_config(pre_root, cfg, "pretrain")
+            write_meta(pre_root, plan.pretrain)
         write_speakers(tgt_root, plan.target)
         write_sessions(tgt_root, plan.target)
         write_trials(tgt_root / O_LIST, o_list)
