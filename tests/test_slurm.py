@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 SLURM = REPO / "tests" / "slurm" / "slurm.sh"
 TARGET = "results/vox1_eer.txt"
 TINY = """\
+corpus: {pretrain_root: corpus/embedded/pretrain}  # pre-trained here, not the shipped backbone
+model: {path: null}
 embedded: {size: tiny}
 backend: {channels: 32}
 pretrain: {epochs: 1, steps_per_epoch: 4, batch_size: 8}

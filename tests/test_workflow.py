@@ -12,6 +12,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 TINY = """\
+corpus: {pretrain_root: corpus/embedded/pretrain}  # pre-trained here, not the shipped backbone
+model: {path: null}
 embedded: {size: tiny, seed: 7}
 features: {nj: 2}
 backend: {channels: 32}

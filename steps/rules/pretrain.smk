@@ -21,7 +21,7 @@ if PLAN.builtin and PLAN.shipped:
         output:
             final="exp/pretrain/builtin/final.pt",
         params:
-            shipped=PLAN.shipped,
+            shipped=lambda w, input: os.path.dirname(input.weights),
             model=json.dumps(config["model"], sort_keys=True),
         resources:
             mem_mb=1000,

@@ -1,5 +1,6 @@
 """A shipped builtin backbone (spectral.models.shipped): shipped with its checksum and recipe,
-installed only when both match, refused naming the file otherwise."""
+installed only when both match, refused naming the file otherwise; and the one the project
+ships (model.path of conf/config.yaml) matches its SHA256SUMS and was made by its recipe."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import yaml
 
 from spectral.errors import InputError
 from spectral.models import shipped
+from spectral.train.config import resolve_config
 from train_fixtures import TINY, checkpoint, tiny_data  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,3 +98,27 @@ def test_the_command_line_refuses_a_damaged_backbone_with_a_message_not_a_traceb
     assert "spectral-backbone: error:" in run.stderr and "final.pt: sha256 is" in run.stderr
     assert "Traceback" not in run.stderr
 
+
+
+def test_the_project_s_shipped_backbone_matches_its_checksum_recipe_and_config():
+    config = yaml.safe_load((REPO / "conf" / "config.yaml").read_text())
+    path = config["model"].get("path")
+    if path is None:
+        pytest.fail("conf/config.yaml names no shipped backbone (model.path)")
+    directory = REPO / path
+    digest = shipped.verify(directory)
+    recipe = shipped.read_recipe(directory)
+    assert recipe["config"] == yaml.safe_load((REPO / "conf" / "presets" / "backbone.yaml").read_text())
+    assert recipe["command"] == f"local/make_backbone.sh {path}"
+    assert len(recipe["commit"]) == 40 and recipe["tree_clean"] is True
+    # what the pretrain stage recorded is what the recipe, laid over conf/config.yaml, configures
+    ckpt = torch.load(directory / "final.pt", map_location="cpu", weights_only=True)
+    recipe_config = {**config}
+    for section, values in recipe["config"].items():
+        recipe_config[section] = {**config.get(section, {}), **values}
+    cfg = resolve_config({s: recipe_config[s] for s in ("model", "backend", "pretrain", "augment") if s in recipe_config})
+    assert ckpt["config"]["model"]["builtin"] == cfg.model.builtin.to_dict()
+    assert ckpt["config"]["backend"] == cfg.backend.to_dict()
+    assert ckpt["config"]["train"] == cfg.pretrain.to_dict()
+    assert ckpt["config"]["augment"] == cfg.augment.to_dict()
+    assert len(ckpt["speakers"]) == recipe["config"]["embedded"]["n_pretrain_speakers"]
