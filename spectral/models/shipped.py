@@ -87,8 +87,9 @@ def read_recipe(shipped_dir: str | Path) -> dict[str, Any]:
     if not isinstance(recipe, dict) or sorted(set(RECIPE_KEYS) - set(recipe)):
         missing = sorted(set(RECIPE_KEYS) - set(recipe)) if isinstance(recipe, dict) else list(RECIPE_KEYS)
         raise InputError(path, f"misses {', '.join(missing)}")
-    if recipe["sha256"] != read_sums(shipped_dir):
-        raise InputError(path, f"names weights of sha256 {recipe['sha256']}, but {SUMS} records {read_sums(shipped_dir)}")
+    recorded = read_sums(shipped_dir)
+    if recipe["sha256"] != recorded:
+        raise InputError(path, f"names weights of sha256 {recipe['sha256']}, but {SUMS} records {recorded}")
     return recipe
 
 
@@ -124,7 +125,7 @@ def install(shipped_dir: str | Path, dest: str | Path, model: dict[str, Any] | N
 
     digest = verify(shipped_dir)
     weights = Path(shipped_dir) / WEIGHTS
-    expected = BuiltinConfig.from_dict((model or {}).get("builtin", {})) if model is not None else None
+    expected = BuiltinConfig.from_dict(model.get("builtin", {})) if model is not None else None
     load_pretrained_builtin(weights, expected)  # weights_only=True; refuses another shape
     with atomic_path(dest) as tmp:
         shutil.copyfile(weights, tmp)
