@@ -84,8 +84,8 @@ def read_recipe(shipped_dir: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
         raise InputError(path, f"not YAML ({getattr(err, 'problem', err)})", line=None if line is None else line + 1) from None
-    if not isinstance(recipe, dict) or sorted(set(RECIPE_KEYS) - set(recipe)):
-        missing = sorted(set(RECIPE_KEYS) - set(recipe)) if isinstance(recipe, dict) else list(RECIPE_KEYS)
+    missing = [k for k in RECIPE_KEYS if not isinstance(recipe, dict) or k not in recipe]
+    if missing:
         raise InputError(path, f"misses {', '.join(missing)}")
     recorded = read_sums(shipped_dir)
     if recipe["sha256"] != recorded:
@@ -105,12 +105,11 @@ def verify(shipped_dir: str | Path) -> str:
     weights = shipped_dir / WEIGHTS
     if not weights.is_file():
         raise InputError(weights, "missing from the shipped backbone directory")
-    expected = read_sums(shipped_dir)
+    expected = read_recipe(shipped_dir)["sha256"]  # the recipe's, checked equal to SHA256SUMS'
     actual = sha256_of(weights)
     if actual != expected:
         raise InputError(weights, f"sha256 is {actual}, but {shipped_dir / SUMS} records {expected}: the file is "
                                   "damaged or was replaced; restore it (git checkout) or rebuild it (local/make_backbone.sh)")
-    read_recipe(shipped_dir)
     return actual
 
 
