@@ -189,7 +189,8 @@ class Plan:
         grid = compare["lr_grid"]
         if grid and not self.dev_speakers:
             raise PlanError("compare.lr_grid chooses each method's lr on the development trials: set "
-                            "finetune.dev_speakers > 0 (never on the test lists)")
+                            "finetune.dev_speakers > 0 (never on the test lists), or compare.lr_grid: [] to train "
+                            "every method at its configured finetune.backbone_lr_scale")
         runs = []
         for method in compare["methods"]:
             overrides = {k: v for k, v in method.items() if k != "label"}

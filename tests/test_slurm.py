@@ -27,6 +27,7 @@ embedded: {size: tiny}
 backend: {channels: 32}
 pretrain: {epochs: 1, steps_per_epoch: 4, batch_size: 8}
 finetune: {epochs: 1, steps_per_epoch: 4, batch_size: 8, dev_speakers: 0}
+compare: {lr_grid: []}
 """
 
 

@@ -19,6 +19,7 @@ features: {nj: 2}
 backend: {channels: 32}
 pretrain: {epochs: 1, steps_per_epoch: 4, batch_size: 8, checkpoint_every: 2}
 finetune: {epochs: 1, steps_per_epoch: 4, batch_size: 8, checkpoint_every: 2, dev_speakers: 0}
+compare: {lr_grid: []}
 """
 
 

@@ -27,6 +27,7 @@ backend: {channels: 32}
 pretrain: {epochs: 1, steps_per_epoch: 4, batch_size: 8, checkpoint_every: 2}
 finetune: {epochs: 1, steps_per_epoch: 4, batch_size: 8, checkpoint_every: 2, dev_speakers: 0}
 compare:
+  lr_grid: []
   seeds: [1]
   methods:
     - {label: spectralft}

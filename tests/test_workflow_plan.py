@@ -83,7 +83,7 @@ def test_a_corpus_rule_file_without_a_contract_is_named():
 
 def test_the_plan_registers_the_configured_system_and_every_comparison_run():
     config = default_config()
-    config["compare"] = {**config["compare"], "seeds": [1, 2],
+    config["compare"] = {**config["compare"], "seeds": [1, 2], "lr_grid": [],
                          "methods": [{"label": "frozen", "adapter": {"method": "frozen"}},
                                      {"label": "milora", "adapter": {"method": "milora", "rank": 3}}]}
     plan = Plan(config, contract())
@@ -153,3 +153,17 @@ def test_a_builtin_backbone_with_neither_a_shipped_one_nor_a_pretraining_corpus_
     config = default_config(model={"path": None}, corpus={"pretrain_root": None})
     with pytest.raises(PlanError, match="needs a pre-trained backbone: model.path .* or corpus.pretrain_root"):
         Plan(config, contract())
+
+
+def test_the_default_comparison_chooses_every_low_rank_lr_on_dev_val_and_shares_the_main_system():
+    """conf/config.yaml's comparison: nine methods x three seeds, every method but frozen at each
+    grid value with the first seed; the main job's system is the SpectralFT grid run at 0.1."""
+    plan = Plan(default_config(), contract())
+    grid = plan.config["compare"]["lr_grid"]
+    labels = [m["label"] for m in plan.config["compare"]["methods"]]
+    assert grid == [0.1, 0.3, 1.0] and len(labels) == 9 and plan.dev_speakers > 0
+    runs = plan.lr_grid_runs()
+    assert len(runs) == (len(labels) - 1) * len(grid) and "frozen" not in {label for label, _, _ in runs}
+    assert ("spectralft", 0.1, plan.system) in runs
+    # one system per (method, value, seed), frozen once per seed: 3 + 8 x 3 x 3
+    assert len({system for *_, system in plan.compare_runs}) == 3 + 8 * 3 * 3

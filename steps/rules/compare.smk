@@ -7,11 +7,13 @@
 # The runs (PLAN.compare_runs: label, lr value, seed, system) are systems of PLAN.systems, so each
 # is an ordinary system: exp/<system>/{final.pt,train_log.tsv,results.txt}. With compare.lr_grid
 # (needs finetune.dev_speakers), the checkpoint select_lr first trains every method at every
-# grid value with the first seed and keeps the value with the lowest dev_val EER; the table then
-# holds every seed at the chosen values. The test lists play no part in the choice.
+# grid value with the first seed and keeps the value with the lowest dev_val EER (from the dev_val
+# score files alone); the table then holds every seed at the chosen values. The test lists play
+# no part in the choice, and a grid run that is not kept is neither embedded nor scored on them.
 # Calls spectral-select-lr (spectral.scoring.select.select) and spectral-compare
 # (spectral.scoring.compare.compare) directly.
 from spectral.scoring.select import read_selection
+from spectral.workflow import DEV_LIST
 
 
 # label -> the lr value select_lr chose (read once it ran), or None without a grid
@@ -23,11 +25,14 @@ if config["compare"]["lr_grid"]:
     checkpoint select_lr:
         """Per method, the backbone lr scale of compare.lr_grid with the lowest dev_val EER (first seed only)."""
         input:
-            metrics=[f"exp/{system}/scores/dev_val.metrics.json" for _, _, system in PLAN.lr_grid_runs()],
+            # the development list only: a grid run that is not kept is never embedded on the test set
+            scores=[f"exp/{system}/scores/{DEV_LIST}.score" for _, _, system in PLAN.lr_grid_runs()],
+            trials=PLAN.trials_files[DEV_LIST],
         output:
             tsv="results/lr_selection.tsv",
         params:
             runs=" ".join(f"--run {label} {value:g} exp/{system}" for label, value, system in PLAN.lr_grid_runs()),
+            dev=DEV_LIST,
         resources:
             mem_mb=500,
             runtime=5,
@@ -37,7 +42,8 @@ if config["compare"]["lr_grid"]:
         conda:
             CONDA_ENV
         shell:
-            "spectral-select-lr --dev-trials dev_val --out {output.tsv} {params.runs} > {log} 2>&1"
+            "spectral-select-lr --dev-trials {params.dev} --dev-trials-file {input.trials} --out {output.tsv}"
+            " {params.runs} > {log} 2>&1"
 
 
 rule compare:
