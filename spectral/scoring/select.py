@@ -19,7 +19,6 @@ and a ``chosen`` column (1 for the kept value). Example::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
