@@ -167,9 +167,12 @@ def case_make_dev_trials(vox1_layout, tmp_path):
 def case_select_lr(vox1_layout, tmp_path):
     d = tmp_path / "exp" / "sys"
     (d / "scores").mkdir(parents=True)
-    bad = d / "scores" / "dev_val.metrics.json"
-    bad.write_text("{not json")
-    return select.main, ["--run", "lora", "0.1", str(d), "--out", str(tmp_path / "sel.tsv")], str(bad)
+    trials = tmp_path / "dev_val"
+    trials.write_text("e1 t1 target\ne2 t2 nontarget\n")
+    bad = d / "scores" / "dev_val.score"
+    bad.write_text("e1 t1 0.5\ne2 t2 not-a-number\n")
+    return (select.main, ["--run", "lora", "0.1", str(d), "--dev-trials-file", str(trials), "--out", str(tmp_path / "sel.tsv")],
+            f"{bad}:2")
 
 
 def case_export(vox1_layout, tmp_path):
